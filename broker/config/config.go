@@ -1,0 +1,86 @@
+// Package config reads the broker's HCL configuration.
+//
+// A Config's zero values are the documented defaults; Load and Parse fill
+// them in and reject conflicting settings before anything starts.
+package config
+
+import (
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+
+	"github.com/kmsbroker/kmsbroker/broker/purpose"
+)
+
+// Config is a parsed broker configuration.
+type Config struct {
+	// Listener is the API listener. Default: 127.0.0.1:9200 with TLS.
+	Listener Listener
+	// Storage is where wrapped keys are kept. Default: SQLite.
+	Storage Storage
+	// Plugins locates plugin executables.
+	Plugins Plugins
+	// KMS are the KMS blocks in file order.
+	KMS []*KMS
+	// LogLevel is one of trace, debug, info, warn, error. Default: info.
+	LogLevel string
+}
+
+// Listener is the `listener "tcp"` block.
+type Listener struct {
+	// Address is host:port. Default: 127.0.0.1:9200.
+	Address string
+	// TLSDisable serves plain HTTP/2 and HTTP/1.1 when true.
+	TLSDisable bool
+	// TLSCertFile and TLSKeyFile are required unless TLSDisable is set.
+	TLSCertFile string
+	TLSKeyFile  string
+}
+
+// Storage is the `storage "<type>"` block.
+type Storage struct {
+	// Type is "sqlite" (default) or "postgres".
+	Type string
+	// Path is the SQLite database file.
+	Path string
+	// URL is the PostgreSQL connection URL.
+	URL string
+}
+
+// Plugins is the `plugins` block.
+type Plugins struct {
+	// Directory holds the kmsbroker-plugin-<type> executables. Default:
+	// the directory of the running brokerd executable.
+	Directory string
+}
+
+// KMS is one `kms "<type>" { ... }` block.
+type KMS struct {
+	// Type is the block's label: the plugin type, for example "aead".
+	Type string
+	// Purposes are the external purposes this block serves.
+	Purposes []purpose.Purpose
+	// Settings are the plugin settings: every attribute that is not one of
+	// the broker's own, converted to text.
+	Settings map[string]string
+	// PluginPath selects an explicit plugin executable.
+	PluginPath string
+	// PluginSHA256 pins the plugin executable's SHA-256 digest (hex).
+	PluginSHA256 string
+	// Timeout bounds each call to the plugin. Default: DefaultTimeout.
+	Timeout time.Duration
+	// StartTimeout bounds starting and configuring the plugin. Default:
+	// DefaultStartTimeout.
+	StartTimeout time.Duration
+	// Range is where the block was declared, for error messages.
+	Range hcl.Range
+}
+
+// Defaults for KMS blocks.
+const (
+	// DefaultTimeout is long enough for a cloud KMS round trip with one
+	// retry, short enough that a hung plugin does not stall a request.
+	DefaultTimeout = 5 * time.Second
+	// DefaultStartTimeout covers a cold plugin start on a loaded machine.
+	DefaultStartTimeout = 10 * time.Second
+)
