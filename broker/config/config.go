@@ -14,7 +14,8 @@ import (
 
 // Config is a parsed broker configuration.
 type Config struct {
-	// Listener is the API listener. Default: 127.0.0.1:9200 with TLS.
+	// Listener is the API listener. Default: 127.0.0.1:9200 with TLS, which
+	// needs a listener block to name the certificate; see Validate.
 	Listener Listener
 	// Storage is where wrapped keys are kept. Default: SQLite.
 	Storage Storage
@@ -24,6 +25,12 @@ type Config struct {
 	KMS []*KMS
 	// LogLevel is one of trace, debug, info, warn, error. Default: info.
 	LogLevel string
+
+	// start is the start of the file, where problems of the whole file are
+	// reported.
+	start hcl.Range
+	// hasListener records that the file has a listener block.
+	hasListener bool
 }
 
 // Listener is the `listener "tcp"` block.
@@ -41,9 +48,11 @@ type Listener struct {
 type Storage struct {
 	// Type is "sqlite" (default) or "postgres".
 	Type string
-	// Path is the SQLite database file.
+	// Path is the SQLite database file. Empty when no storage block is
+	// given: the caller picks the file.
 	Path string
-	// URL is the PostgreSQL connection URL.
+	// URL is the PostgreSQL connection URL; it may be an env:// or file://
+	// reference, resolved by Parse, since it usually holds a password.
 	URL string
 }
 
@@ -56,14 +65,23 @@ type Plugins struct {
 
 // KMS is one `kms "<type>" { ... }` block.
 type KMS struct {
+	// Name identifies the block in logs and status: its type, or
+	// "<type>#<n>" for the n-th block of the same type (n counts from 2),
+	// so that names are unique within a config.
+	Name string
 	// Type is the block's label: the plugin type, for example "aead".
 	Type string
 	// Purposes are the external purposes this block serves.
 	Purposes []purpose.Purpose
 	// Settings are the plugin settings: every attribute that is not one of
-	// the broker's own, converted to text.
+	// the broker's own. Strings, numbers and bools are kept as text
+	// ("true", "1.5"); a string "env://NAME" or "file://PATH" is replaced by
+	// what it names. Values are secrets: never log them.
 	Settings map[string]string
-	// PluginPath selects an explicit plugin executable.
+	// PluginPath selects an explicit plugin executable, as written: a
+	// relative path is relative to brokerd's working directory. With it, the
+	// block's type may be any name of lower-case letters, digits, "_" and
+	// "-" (a third-party plugin).
 	PluginPath string
 	// PluginSHA256 pins the plugin executable's SHA-256 digest (hex).
 	PluginSHA256 string
@@ -74,6 +92,9 @@ type KMS struct {
 	StartTimeout time.Duration
 	// Range is where the block was declared, for error messages.
 	Range hcl.Range
+
+	// settingRanges is where each setting's name is written.
+	settingRanges map[string]hcl.Range
 }
 
 // Defaults for KMS blocks.

@@ -779,7 +779,8 @@ type PurposeStatus struct {
 	// block names the KMS block, for example "kms.aead[0]".
 	Block      string `protobuf:"bytes,2,opt,name=block,proto3" json:"block,omitempty"`
 	PluginType string `protobuf:"bytes,3,opt,name=plugin_type,json=pluginType,proto3" json:"plugin_type,omitempty"`
-	Pid        int64  `protobuf:"varint,4,opt,name=pid,proto3" json:"pid,omitempty"`
+	// pid is the plugin process id; 0 while no process runs.
+	Pid int32 `protobuf:"varint,4,opt,name=pid,proto3" json:"pid,omitempty"`
 	// state is one of starting, ready, degraded, restarting, failed.
 	State         string `protobuf:"bytes,5,opt,name=state,proto3" json:"state,omitempty"`
 	KeyId         string `protobuf:"bytes,6,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
@@ -840,7 +841,7 @@ func (x *PurposeStatus) GetPluginType() string {
 	return ""
 }
 
-func (x *PurposeStatus) GetPid() int64 {
+func (x *PurposeStatus) GetPid() int32 {
 	if x != nil {
 		return x.Pid
 	}
@@ -935,6 +936,1118 @@ func (x *StoreStatus) GetError() string {
 	return ""
 }
 
+type ReEncryptRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ScopeId       string                 `protobuf:"bytes,1,opt,name=scope_id,json=scopeId,proto3" json:"scope_id,omitempty"`
+	Purpose       string                 `protobuf:"bytes,2,opt,name=purpose,proto3" json:"purpose,omitempty"`
+	Ciphertext    []byte                 `protobuf:"bytes,3,opt,name=ciphertext,proto3" json:"ciphertext,omitempty"`
+	Aad           []byte                 `protobuf:"bytes,4,opt,name=aad,proto3" json:"aad,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReEncryptRequest) Reset() {
+	*x = ReEncryptRequest{}
+	mi := &file_api_v1_broker_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReEncryptRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReEncryptRequest) ProtoMessage() {}
+
+func (x *ReEncryptRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_v1_broker_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReEncryptRequest.ProtoReflect.Descriptor instead.
+func (*ReEncryptRequest) Descriptor() ([]byte, []int) {
+	return file_api_v1_broker_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ReEncryptRequest) GetScopeId() string {
+	if x != nil {
+		return x.ScopeId
+	}
+	return ""
+}
+
+func (x *ReEncryptRequest) GetPurpose() string {
+	if x != nil {
+		return x.Purpose
+	}
+	return ""
+}
+
+func (x *ReEncryptRequest) GetCiphertext() []byte {
+	if x != nil {
+		return x.Ciphertext
+	}
+	return nil
+}
+
+func (x *ReEncryptRequest) GetAad() []byte {
+	if x != nil {
+		return x.Aad
+	}
+	return nil
+}
+
+type ReEncryptResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ciphertext    []byte                 `protobuf:"bytes,1,opt,name=ciphertext,proto3" json:"ciphertext,omitempty"`
+	KeyVersion    uint32                 `protobuf:"varint,2,opt,name=key_version,json=keyVersion,proto3" json:"key_version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReEncryptResponse) Reset() {
+	*x = ReEncryptResponse{}
+	mi := &file_api_v1_broker_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReEncryptResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReEncryptResponse) ProtoMessage() {}
+
+func (x *ReEncryptResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_v1_broker_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReEncryptResponse.ProtoReflect.Descriptor instead.
+func (*ReEncryptResponse) Descriptor() ([]byte, []int) {
+	return file_api_v1_broker_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *ReEncryptResponse) GetCiphertext() []byte {
+	if x != nil {
+		return x.Ciphertext
+	}
+	return nil
+}
+
+func (x *ReEncryptResponse) GetKeyVersion() uint32 {
+	if x != nil {
+		return x.KeyVersion
+	}
+	return 0
+}
+
+type DeriveKeyRequest struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	ScopeId string                 `protobuf:"bytes,1,opt,name=scope_id,json=scopeId,proto3" json:"scope_id,omitempty"`
+	// user and session are bound into the derivation.
+	UserId    string `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	SessionId string `protobuf:"bytes,3,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	// length in bytes; 0 means 32.
+	Length uint32 `protobuf:"varint,4,opt,name=length,proto3" json:"length,omitempty"`
+	// key_version of the sessions key; 0 means the newest.
+	KeyVersion    uint32 `protobuf:"varint,5,opt,name=key_version,json=keyVersion,proto3" json:"key_version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeriveKeyRequest) Reset() {
+	*x = DeriveKeyRequest{}
+	mi := &file_api_v1_broker_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeriveKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeriveKeyRequest) ProtoMessage() {}
+
+func (x *DeriveKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_v1_broker_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeriveKeyRequest.ProtoReflect.Descriptor instead.
+func (*DeriveKeyRequest) Descriptor() ([]byte, []int) {
+	return file_api_v1_broker_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *DeriveKeyRequest) GetScopeId() string {
+	if x != nil {
+		return x.ScopeId
+	}
+	return ""
+}
+
+func (x *DeriveKeyRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *DeriveKeyRequest) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *DeriveKeyRequest) GetLength() uint32 {
+	if x != nil {
+		return x.Length
+	}
+	return 0
+}
+
+func (x *DeriveKeyRequest) GetKeyVersion() uint32 {
+	if x != nil {
+		return x.KeyVersion
+	}
+	return 0
+}
+
+type DeriveKeyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           []byte                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	KeyVersion    uint32                 `protobuf:"varint,2,opt,name=key_version,json=keyVersion,proto3" json:"key_version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeriveKeyResponse) Reset() {
+	*x = DeriveKeyResponse{}
+	mi := &file_api_v1_broker_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeriveKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeriveKeyResponse) ProtoMessage() {}
+
+func (x *DeriveKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_v1_broker_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeriveKeyResponse.ProtoReflect.Descriptor instead.
+func (*DeriveKeyResponse) Descriptor() ([]byte, []int) {
+	return file_api_v1_broker_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *DeriveKeyResponse) GetKey() []byte {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *DeriveKeyResponse) GetKeyVersion() uint32 {
+	if x != nil {
+		return x.KeyVersion
+	}
+	return 0
+}
+
+type RotateKeysRequest struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	ScopeId string                 `protobuf:"bytes,1,opt,name=scope_id,json=scopeId,proto3" json:"scope_id,omitempty"`
+	// rewrap also re-encrypts every older data key version under the new KEK.
+	Rewrap        bool `protobuf:"varint,2,opt,name=rewrap,proto3" json:"rewrap,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateKeysRequest) Reset() {
+	*x = RotateKeysRequest{}
+	mi := &file_api_v1_broker_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateKeysRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateKeysRequest) ProtoMessage() {}
+
+func (x *RotateKeysRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_v1_broker_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateKeysRequest.ProtoReflect.Descriptor instead.
+func (*RotateKeysRequest) Descriptor() ([]byte, []int) {
+	return file_api_v1_broker_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *RotateKeysRequest) GetScopeId() string {
+	if x != nil {
+		return x.ScopeId
+	}
+	return ""
+}
+
+func (x *RotateKeysRequest) GetRewrap() bool {
+	if x != nil {
+		return x.Rewrap
+	}
+	return false
+}
+
+type RotateKeysResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Scope         *Scope                 `protobuf:"bytes,1,opt,name=scope,proto3" json:"scope,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateKeysResponse) Reset() {
+	*x = RotateKeysResponse{}
+	mi := &file_api_v1_broker_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateKeysResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateKeysResponse) ProtoMessage() {}
+
+func (x *RotateKeysResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_v1_broker_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateKeysResponse.ProtoReflect.Descriptor instead.
+func (*RotateKeysResponse) Descriptor() ([]byte, []int) {
+	return file_api_v1_broker_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *RotateKeysResponse) GetScope() *Scope {
+	if x != nil {
+		return x.Scope
+	}
+	return nil
+}
+
+type RewrapKeysRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// scope_id names one scope; empty with all=true means every scope.
+	ScopeId       string `protobuf:"bytes,1,opt,name=scope_id,json=scopeId,proto3" json:"scope_id,omitempty"`
+	All           bool   `protobuf:"varint,2,opt,name=all,proto3" json:"all,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RewrapKeysRequest) Reset() {
+	*x = RewrapKeysRequest{}
+	mi := &file_api_v1_broker_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RewrapKeysRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RewrapKeysRequest) ProtoMessage() {}
+
+func (x *RewrapKeysRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_v1_broker_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RewrapKeysRequest.ProtoReflect.Descriptor instead.
+func (*RewrapKeysRequest) Descriptor() ([]byte, []int) {
+	return file_api_v1_broker_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *RewrapKeysRequest) GetScopeId() string {
+	if x != nil {
+		return x.ScopeId
+	}
+	return ""
+}
+
+func (x *RewrapKeysRequest) GetAll() bool {
+	if x != nil {
+		return x.All
+	}
+	return false
+}
+
+type RewrapKeysResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// scopes is how many scopes were rewrapped.
+	Scopes uint32 `protobuf:"varint,1,opt,name=scopes,proto3" json:"scopes,omitempty"`
+	// root_key_versions is how many KEK versions were re-encrypted.
+	RootKeyVersions uint32 `protobuf:"varint,2,opt,name=root_key_versions,json=rootKeyVersions,proto3" json:"root_key_versions,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *RewrapKeysResponse) Reset() {
+	*x = RewrapKeysResponse{}
+	mi := &file_api_v1_broker_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RewrapKeysResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RewrapKeysResponse) ProtoMessage() {}
+
+func (x *RewrapKeysResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_v1_broker_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RewrapKeysResponse.ProtoReflect.Descriptor instead.
+func (*RewrapKeysResponse) Descriptor() ([]byte, []int) {
+	return file_api_v1_broker_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *RewrapKeysResponse) GetScopes() uint32 {
+	if x != nil {
+		return x.Scopes
+	}
+	return 0
+}
+
+func (x *RewrapKeysResponse) GetRootKeyVersions() uint32 {
+	if x != nil {
+		return x.RootKeyVersions
+	}
+	return 0
+}
+
+type ListKeyVersionsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ScopeId       string                 `protobuf:"bytes,1,opt,name=scope_id,json=scopeId,proto3" json:"scope_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListKeyVersionsRequest) Reset() {
+	*x = ListKeyVersionsRequest{}
+	mi := &file_api_v1_broker_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListKeyVersionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListKeyVersionsRequest) ProtoMessage() {}
+
+func (x *ListKeyVersionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_v1_broker_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListKeyVersionsRequest.ProtoReflect.Descriptor instead.
+func (*ListKeyVersionsRequest) Descriptor() ([]byte, []int) {
+	return file_api_v1_broker_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *ListKeyVersionsRequest) GetScopeId() string {
+	if x != nil {
+		return x.ScopeId
+	}
+	return ""
+}
+
+type KeyVersion struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id is the version's stable id, used to destroy it.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// kind is "root" for a KEK version, else the data purpose.
+	Kind    string `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
+	Version uint32 `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
+	// root_key_version is the KEK version that wraps a data key version.
+	RootKeyVersion uint32 `protobuf:"varint,4,opt,name=root_key_version,json=rootKeyVersion,proto3" json:"root_key_version,omitempty"`
+	// wrapping_key_id is the external key that wraps a KEK version.
+	WrappingKeyId string                 `protobuf:"bytes,5,opt,name=wrapping_key_id,json=wrappingKeyId,proto3" json:"wrapping_key_id,omitempty"`
+	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	DestroyTime   *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=destroy_time,json=destroyTime,proto3" json:"destroy_time,omitempty"`
+	// active is true for the newest version, the one that encrypts.
+	Active        bool `protobuf:"varint,8,opt,name=active,proto3" json:"active,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KeyVersion) Reset() {
+	*x = KeyVersion{}
+	mi := &file_api_v1_broker_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KeyVersion) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KeyVersion) ProtoMessage() {}
+
+func (x *KeyVersion) ProtoReflect() protoreflect.Message {
+	mi := &file_api_v1_broker_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KeyVersion.ProtoReflect.Descriptor instead.
+func (*KeyVersion) Descriptor() ([]byte, []int) {
+	return file_api_v1_broker_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *KeyVersion) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *KeyVersion) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *KeyVersion) GetVersion() uint32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *KeyVersion) GetRootKeyVersion() uint32 {
+	if x != nil {
+		return x.RootKeyVersion
+	}
+	return 0
+}
+
+func (x *KeyVersion) GetWrappingKeyId() string {
+	if x != nil {
+		return x.WrappingKeyId
+	}
+	return ""
+}
+
+func (x *KeyVersion) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+func (x *KeyVersion) GetDestroyTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.DestroyTime
+	}
+	return nil
+}
+
+func (x *KeyVersion) GetActive() bool {
+	if x != nil {
+		return x.Active
+	}
+	return false
+}
+
+type ListKeyVersionsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Versions      []*KeyVersion          `protobuf:"bytes,1,rep,name=versions,proto3" json:"versions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListKeyVersionsResponse) Reset() {
+	*x = ListKeyVersionsResponse{}
+	mi := &file_api_v1_broker_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListKeyVersionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListKeyVersionsResponse) ProtoMessage() {}
+
+func (x *ListKeyVersionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_v1_broker_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListKeyVersionsResponse.ProtoReflect.Descriptor instead.
+func (*ListKeyVersionsResponse) Descriptor() ([]byte, []int) {
+	return file_api_v1_broker_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *ListKeyVersionsResponse) GetVersions() []*KeyVersion {
+	if x != nil {
+		return x.Versions
+	}
+	return nil
+}
+
+type DestroyKeyVersionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ScopeId       string                 `protobuf:"bytes,1,opt,name=scope_id,json=scopeId,proto3" json:"scope_id,omitempty"`
+	VersionId     string                 `protobuf:"bytes,2,opt,name=version_id,json=versionId,proto3" json:"version_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DestroyKeyVersionRequest) Reset() {
+	*x = DestroyKeyVersionRequest{}
+	mi := &file_api_v1_broker_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DestroyKeyVersionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DestroyKeyVersionRequest) ProtoMessage() {}
+
+func (x *DestroyKeyVersionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_v1_broker_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DestroyKeyVersionRequest.ProtoReflect.Descriptor instead.
+func (*DestroyKeyVersionRequest) Descriptor() ([]byte, []int) {
+	return file_api_v1_broker_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *DestroyKeyVersionRequest) GetScopeId() string {
+	if x != nil {
+		return x.ScopeId
+	}
+	return ""
+}
+
+func (x *DestroyKeyVersionRequest) GetVersionId() string {
+	if x != nil {
+		return x.VersionId
+	}
+	return ""
+}
+
+type DestroyKeyVersionResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DestroyKeyVersionResponse) Reset() {
+	*x = DestroyKeyVersionResponse{}
+	mi := &file_api_v1_broker_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DestroyKeyVersionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DestroyKeyVersionResponse) ProtoMessage() {}
+
+func (x *DestroyKeyVersionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_v1_broker_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DestroyKeyVersionResponse.ProtoReflect.Descriptor instead.
+func (*DestroyKeyVersionResponse) Descriptor() ([]byte, []int) {
+	return file_api_v1_broker_proto_rawDescGZIP(), []int{28}
+}
+
+type Token struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Name  string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// role is admin or app.
+	Role string `protobuf:"bytes,3,opt,name=role,proto3" json:"role,omitempty"`
+	// scopes limits the token; empty means every scope.
+	Scopes        []string               `protobuf:"bytes,4,rep,name=scopes,proto3" json:"scopes,omitempty"`
+	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	ExpireTime    *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	RevokeTime    *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=revoke_time,json=revokeTime,proto3" json:"revoke_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Token) Reset() {
+	*x = Token{}
+	mi := &file_api_v1_broker_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Token) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Token) ProtoMessage() {}
+
+func (x *Token) ProtoReflect() protoreflect.Message {
+	mi := &file_api_v1_broker_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Token.ProtoReflect.Descriptor instead.
+func (*Token) Descriptor() ([]byte, []int) {
+	return file_api_v1_broker_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *Token) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Token) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Token) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+func (x *Token) GetScopes() []string {
+	if x != nil {
+		return x.Scopes
+	}
+	return nil
+}
+
+func (x *Token) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+func (x *Token) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
+	}
+	return nil
+}
+
+func (x *Token) GetRevokeTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RevokeTime
+	}
+	return nil
+}
+
+type CreateTokenRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Name   string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Role   string                 `protobuf:"bytes,2,opt,name=role,proto3" json:"role,omitempty"`
+	Scopes []string               `protobuf:"bytes,3,rep,name=scopes,proto3" json:"scopes,omitempty"`
+	// ttl_seconds of 0 means the token does not expire.
+	TtlSeconds    int64 `protobuf:"varint,4,opt,name=ttl_seconds,json=ttlSeconds,proto3" json:"ttl_seconds,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateTokenRequest) Reset() {
+	*x = CreateTokenRequest{}
+	mi := &file_api_v1_broker_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateTokenRequest) ProtoMessage() {}
+
+func (x *CreateTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_v1_broker_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateTokenRequest.ProtoReflect.Descriptor instead.
+func (*CreateTokenRequest) Descriptor() ([]byte, []int) {
+	return file_api_v1_broker_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *CreateTokenRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CreateTokenRequest) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+func (x *CreateTokenRequest) GetScopes() []string {
+	if x != nil {
+		return x.Scopes
+	}
+	return nil
+}
+
+func (x *CreateTokenRequest) GetTtlSeconds() int64 {
+	if x != nil {
+		return x.TtlSeconds
+	}
+	return 0
+}
+
+type CreateTokenResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Token *Token                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	// secret is the token itself. It is returned once and never stored.
+	Secret        string `protobuf:"bytes,2,opt,name=secret,proto3" json:"secret,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateTokenResponse) Reset() {
+	*x = CreateTokenResponse{}
+	mi := &file_api_v1_broker_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateTokenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateTokenResponse) ProtoMessage() {}
+
+func (x *CreateTokenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_v1_broker_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateTokenResponse.ProtoReflect.Descriptor instead.
+func (*CreateTokenResponse) Descriptor() ([]byte, []int) {
+	return file_api_v1_broker_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *CreateTokenResponse) GetToken() *Token {
+	if x != nil {
+		return x.Token
+	}
+	return nil
+}
+
+func (x *CreateTokenResponse) GetSecret() string {
+	if x != nil {
+		return x.Secret
+	}
+	return ""
+}
+
+type ListTokensRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListTokensRequest) Reset() {
+	*x = ListTokensRequest{}
+	mi := &file_api_v1_broker_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListTokensRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListTokensRequest) ProtoMessage() {}
+
+func (x *ListTokensRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_v1_broker_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListTokensRequest.ProtoReflect.Descriptor instead.
+func (*ListTokensRequest) Descriptor() ([]byte, []int) {
+	return file_api_v1_broker_proto_rawDescGZIP(), []int{32}
+}
+
+type ListTokensResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Tokens        []*Token               `protobuf:"bytes,1,rep,name=tokens,proto3" json:"tokens,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListTokensResponse) Reset() {
+	*x = ListTokensResponse{}
+	mi := &file_api_v1_broker_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListTokensResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListTokensResponse) ProtoMessage() {}
+
+func (x *ListTokensResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_v1_broker_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListTokensResponse.ProtoReflect.Descriptor instead.
+func (*ListTokensResponse) Descriptor() ([]byte, []int) {
+	return file_api_v1_broker_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *ListTokensResponse) GetTokens() []*Token {
+	if x != nil {
+		return x.Tokens
+	}
+	return nil
+}
+
+type RevokeTokenRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeTokenRequest) Reset() {
+	*x = RevokeTokenRequest{}
+	mi := &file_api_v1_broker_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeTokenRequest) ProtoMessage() {}
+
+func (x *RevokeTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_v1_broker_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeTokenRequest.ProtoReflect.Descriptor instead.
+func (*RevokeTokenRequest) Descriptor() ([]byte, []int) {
+	return file_api_v1_broker_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *RevokeTokenRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type RevokeTokenResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeTokenResponse) Reset() {
+	*x = RevokeTokenResponse{}
+	mi := &file_api_v1_broker_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeTokenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeTokenResponse) ProtoMessage() {}
+
+func (x *RevokeTokenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_v1_broker_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeTokenResponse.ProtoReflect.Descriptor instead.
+func (*RevokeTokenResponse) Descriptor() ([]byte, []int) {
+	return file_api_v1_broker_proto_rawDescGZIP(), []int{35}
+}
+
 var File_api_v1_broker_proto protoreflect.FileDescriptor
 
 const file_api_v1_broker_proto_rawDesc = "" +
@@ -995,7 +2108,7 @@ const file_api_v1_broker_proto_rawDesc = "" +
 	"\x05block\x18\x02 \x01(\tR\x05block\x12\x1f\n" +
 	"\vplugin_type\x18\x03 \x01(\tR\n" +
 	"pluginType\x12\x10\n" +
-	"\x03pid\x18\x04 \x01(\x03R\x03pid\x12\x14\n" +
+	"\x03pid\x18\x04 \x01(\x05R\x03pid\x12\x14\n" +
 	"\x05state\x18\x05 \x01(\tR\x05state\x12\x15\n" +
 	"\x06key_id\x18\x06 \x01(\tR\x05keyId\x12\x1d\n" +
 	"\n" +
@@ -1004,14 +2117,109 @@ const file_api_v1_broker_proto_rawDesc = "" +
 	"\vStoreStatus\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x0e\n" +
 	"\x02ok\x18\x02 \x01(\bR\x02ok\x12\x14\n" +
-	"\x05error\x18\x03 \x01(\tR\x05error2\xfd\x03\n" +
+	"\x05error\x18\x03 \x01(\tR\x05error\"y\n" +
+	"\x10ReEncryptRequest\x12\x19\n" +
+	"\bscope_id\x18\x01 \x01(\tR\ascopeId\x12\x18\n" +
+	"\apurpose\x18\x02 \x01(\tR\apurpose\x12\x1e\n" +
+	"\n" +
+	"ciphertext\x18\x03 \x01(\fR\n" +
+	"ciphertext\x12\x10\n" +
+	"\x03aad\x18\x04 \x01(\fR\x03aad\"T\n" +
+	"\x11ReEncryptResponse\x12\x1e\n" +
+	"\n" +
+	"ciphertext\x18\x01 \x01(\fR\n" +
+	"ciphertext\x12\x1f\n" +
+	"\vkey_version\x18\x02 \x01(\rR\n" +
+	"keyVersion\"\x9e\x01\n" +
+	"\x10DeriveKeyRequest\x12\x19\n" +
+	"\bscope_id\x18\x01 \x01(\tR\ascopeId\x12\x17\n" +
+	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x03 \x01(\tR\tsessionId\x12\x16\n" +
+	"\x06length\x18\x04 \x01(\rR\x06length\x12\x1f\n" +
+	"\vkey_version\x18\x05 \x01(\rR\n" +
+	"keyVersion\"F\n" +
+	"\x11DeriveKeyResponse\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\fR\x03key\x12\x1f\n" +
+	"\vkey_version\x18\x02 \x01(\rR\n" +
+	"keyVersion\"F\n" +
+	"\x11RotateKeysRequest\x12\x19\n" +
+	"\bscope_id\x18\x01 \x01(\tR\ascopeId\x12\x16\n" +
+	"\x06rewrap\x18\x02 \x01(\bR\x06rewrap\"C\n" +
+	"\x12RotateKeysResponse\x12-\n" +
+	"\x05scope\x18\x01 \x01(\v2\x17.kmsbroker.api.v1.ScopeR\x05scope\"@\n" +
+	"\x11RewrapKeysRequest\x12\x19\n" +
+	"\bscope_id\x18\x01 \x01(\tR\ascopeId\x12\x10\n" +
+	"\x03all\x18\x02 \x01(\bR\x03all\"X\n" +
+	"\x12RewrapKeysResponse\x12\x16\n" +
+	"\x06scopes\x18\x01 \x01(\rR\x06scopes\x12*\n" +
+	"\x11root_key_versions\x18\x02 \x01(\rR\x0frootKeyVersions\"3\n" +
+	"\x16ListKeyVersionsRequest\x12\x19\n" +
+	"\bscope_id\x18\x01 \x01(\tR\ascopeId\"\xb0\x02\n" +
+	"\n" +
+	"KeyVersion\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x18\n" +
+	"\aversion\x18\x03 \x01(\rR\aversion\x12(\n" +
+	"\x10root_key_version\x18\x04 \x01(\rR\x0erootKeyVersion\x12&\n" +
+	"\x0fwrapping_key_id\x18\x05 \x01(\tR\rwrappingKeyId\x12;\n" +
+	"\vcreate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\x12=\n" +
+	"\fdestroy_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\vdestroyTime\x12\x16\n" +
+	"\x06active\x18\b \x01(\bR\x06active\"S\n" +
+	"\x17ListKeyVersionsResponse\x128\n" +
+	"\bversions\x18\x01 \x03(\v2\x1c.kmsbroker.api.v1.KeyVersionR\bversions\"T\n" +
+	"\x18DestroyKeyVersionRequest\x12\x19\n" +
+	"\bscope_id\x18\x01 \x01(\tR\ascopeId\x12\x1d\n" +
+	"\n" +
+	"version_id\x18\x02 \x01(\tR\tversionId\"\x1b\n" +
+	"\x19DestroyKeyVersionResponse\"\x8e\x02\n" +
+	"\x05Token\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
+	"\x04role\x18\x03 \x01(\tR\x04role\x12\x16\n" +
+	"\x06scopes\x18\x04 \x03(\tR\x06scopes\x12;\n" +
+	"\vcreate_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\x12;\n" +
+	"\vexpire_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"expireTime\x12;\n" +
+	"\vrevoke_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"revokeTime\"u\n" +
+	"\x12CreateTokenRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04role\x18\x02 \x01(\tR\x04role\x12\x16\n" +
+	"\x06scopes\x18\x03 \x03(\tR\x06scopes\x12\x1f\n" +
+	"\vttl_seconds\x18\x04 \x01(\x03R\n" +
+	"ttlSeconds\"\\\n" +
+	"\x13CreateTokenResponse\x12-\n" +
+	"\x05token\x18\x01 \x01(\v2\x17.kmsbroker.api.v1.TokenR\x05token\x12\x16\n" +
+	"\x06secret\x18\x02 \x01(\tR\x06secret\"\x13\n" +
+	"\x11ListTokensRequest\"E\n" +
+	"\x12ListTokensResponse\x12/\n" +
+	"\x06tokens\x18\x01 \x03(\v2\x17.kmsbroker.api.v1.TokenR\x06tokens\"$\n" +
+	"\x12RevokeTokenRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\x15\n" +
+	"\x13RevokeTokenResponse2\xc2\n" +
+	"\n" +
 	"\x06Broker\x12Z\n" +
 	"\vCreateScope\x12$.kmsbroker.api.v1.CreateScopeRequest\x1a%.kmsbroker.api.v1.CreateScopeResponse\x12Q\n" +
 	"\bGetScope\x12!.kmsbroker.api.v1.GetScopeRequest\x1a\".kmsbroker.api.v1.GetScopeResponse\x12W\n" +
 	"\n" +
 	"ListScopes\x12#.kmsbroker.api.v1.ListScopesRequest\x1a$.kmsbroker.api.v1.ListScopesResponse\x12N\n" +
 	"\aEncrypt\x12 .kmsbroker.api.v1.EncryptRequest\x1a!.kmsbroker.api.v1.EncryptResponse\x12N\n" +
-	"\aDecrypt\x12 .kmsbroker.api.v1.DecryptRequest\x1a!.kmsbroker.api.v1.DecryptResponse\x12K\n" +
+	"\aDecrypt\x12 .kmsbroker.api.v1.DecryptRequest\x1a!.kmsbroker.api.v1.DecryptResponse\x12T\n" +
+	"\tReEncrypt\x12\".kmsbroker.api.v1.ReEncryptRequest\x1a#.kmsbroker.api.v1.ReEncryptResponse\x12T\n" +
+	"\tDeriveKey\x12\".kmsbroker.api.v1.DeriveKeyRequest\x1a#.kmsbroker.api.v1.DeriveKeyResponse\x12W\n" +
+	"\n" +
+	"RotateKeys\x12#.kmsbroker.api.v1.RotateKeysRequest\x1a$.kmsbroker.api.v1.RotateKeysResponse\x12W\n" +
+	"\n" +
+	"RewrapKeys\x12#.kmsbroker.api.v1.RewrapKeysRequest\x1a$.kmsbroker.api.v1.RewrapKeysResponse\x12f\n" +
+	"\x0fListKeyVersions\x12(.kmsbroker.api.v1.ListKeyVersionsRequest\x1a).kmsbroker.api.v1.ListKeyVersionsResponse\x12l\n" +
+	"\x11DestroyKeyVersion\x12*.kmsbroker.api.v1.DestroyKeyVersionRequest\x1a+.kmsbroker.api.v1.DestroyKeyVersionResponse\x12Z\n" +
+	"\vCreateToken\x12$.kmsbroker.api.v1.CreateTokenRequest\x1a%.kmsbroker.api.v1.CreateTokenResponse\x12W\n" +
+	"\n" +
+	"ListTokens\x12#.kmsbroker.api.v1.ListTokensRequest\x1a$.kmsbroker.api.v1.ListTokensResponse\x12Z\n" +
+	"\vRevokeToken\x12$.kmsbroker.api.v1.RevokeTokenRequest\x1a%.kmsbroker.api.v1.RevokeTokenResponse\x12K\n" +
 	"\x06Status\x12\x1f.kmsbroker.api.v1.StatusRequest\x1a .kmsbroker.api.v1.StatusResponseB3Z1github.com/kmsbroker/kmsbroker/proto/api/v1;apiv1b\x06proto3"
 
 var (
@@ -1026,51 +2234,98 @@ func file_api_v1_broker_proto_rawDescGZIP() []byte {
 	return file_api_v1_broker_proto_rawDescData
 }
 
-var file_api_v1_broker_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_api_v1_broker_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
 var file_api_v1_broker_proto_goTypes = []any{
-	(*Scope)(nil),                 // 0: kmsbroker.api.v1.Scope
-	(*DataKey)(nil),               // 1: kmsbroker.api.v1.DataKey
-	(*CreateScopeRequest)(nil),    // 2: kmsbroker.api.v1.CreateScopeRequest
-	(*CreateScopeResponse)(nil),   // 3: kmsbroker.api.v1.CreateScopeResponse
-	(*GetScopeRequest)(nil),       // 4: kmsbroker.api.v1.GetScopeRequest
-	(*GetScopeResponse)(nil),      // 5: kmsbroker.api.v1.GetScopeResponse
-	(*ListScopesRequest)(nil),     // 6: kmsbroker.api.v1.ListScopesRequest
-	(*ListScopesResponse)(nil),    // 7: kmsbroker.api.v1.ListScopesResponse
-	(*EncryptRequest)(nil),        // 8: kmsbroker.api.v1.EncryptRequest
-	(*EncryptResponse)(nil),       // 9: kmsbroker.api.v1.EncryptResponse
-	(*DecryptRequest)(nil),        // 10: kmsbroker.api.v1.DecryptRequest
-	(*DecryptResponse)(nil),       // 11: kmsbroker.api.v1.DecryptResponse
-	(*StatusRequest)(nil),         // 12: kmsbroker.api.v1.StatusRequest
-	(*StatusResponse)(nil),        // 13: kmsbroker.api.v1.StatusResponse
-	(*PurposeStatus)(nil),         // 14: kmsbroker.api.v1.PurposeStatus
-	(*StoreStatus)(nil),           // 15: kmsbroker.api.v1.StoreStatus
-	(*timestamppb.Timestamp)(nil), // 16: google.protobuf.Timestamp
+	(*Scope)(nil),                     // 0: kmsbroker.api.v1.Scope
+	(*DataKey)(nil),                   // 1: kmsbroker.api.v1.DataKey
+	(*CreateScopeRequest)(nil),        // 2: kmsbroker.api.v1.CreateScopeRequest
+	(*CreateScopeResponse)(nil),       // 3: kmsbroker.api.v1.CreateScopeResponse
+	(*GetScopeRequest)(nil),           // 4: kmsbroker.api.v1.GetScopeRequest
+	(*GetScopeResponse)(nil),          // 5: kmsbroker.api.v1.GetScopeResponse
+	(*ListScopesRequest)(nil),         // 6: kmsbroker.api.v1.ListScopesRequest
+	(*ListScopesResponse)(nil),        // 7: kmsbroker.api.v1.ListScopesResponse
+	(*EncryptRequest)(nil),            // 8: kmsbroker.api.v1.EncryptRequest
+	(*EncryptResponse)(nil),           // 9: kmsbroker.api.v1.EncryptResponse
+	(*DecryptRequest)(nil),            // 10: kmsbroker.api.v1.DecryptRequest
+	(*DecryptResponse)(nil),           // 11: kmsbroker.api.v1.DecryptResponse
+	(*StatusRequest)(nil),             // 12: kmsbroker.api.v1.StatusRequest
+	(*StatusResponse)(nil),            // 13: kmsbroker.api.v1.StatusResponse
+	(*PurposeStatus)(nil),             // 14: kmsbroker.api.v1.PurposeStatus
+	(*StoreStatus)(nil),               // 15: kmsbroker.api.v1.StoreStatus
+	(*ReEncryptRequest)(nil),          // 16: kmsbroker.api.v1.ReEncryptRequest
+	(*ReEncryptResponse)(nil),         // 17: kmsbroker.api.v1.ReEncryptResponse
+	(*DeriveKeyRequest)(nil),          // 18: kmsbroker.api.v1.DeriveKeyRequest
+	(*DeriveKeyResponse)(nil),         // 19: kmsbroker.api.v1.DeriveKeyResponse
+	(*RotateKeysRequest)(nil),         // 20: kmsbroker.api.v1.RotateKeysRequest
+	(*RotateKeysResponse)(nil),        // 21: kmsbroker.api.v1.RotateKeysResponse
+	(*RewrapKeysRequest)(nil),         // 22: kmsbroker.api.v1.RewrapKeysRequest
+	(*RewrapKeysResponse)(nil),        // 23: kmsbroker.api.v1.RewrapKeysResponse
+	(*ListKeyVersionsRequest)(nil),    // 24: kmsbroker.api.v1.ListKeyVersionsRequest
+	(*KeyVersion)(nil),                // 25: kmsbroker.api.v1.KeyVersion
+	(*ListKeyVersionsResponse)(nil),   // 26: kmsbroker.api.v1.ListKeyVersionsResponse
+	(*DestroyKeyVersionRequest)(nil),  // 27: kmsbroker.api.v1.DestroyKeyVersionRequest
+	(*DestroyKeyVersionResponse)(nil), // 28: kmsbroker.api.v1.DestroyKeyVersionResponse
+	(*Token)(nil),                     // 29: kmsbroker.api.v1.Token
+	(*CreateTokenRequest)(nil),        // 30: kmsbroker.api.v1.CreateTokenRequest
+	(*CreateTokenResponse)(nil),       // 31: kmsbroker.api.v1.CreateTokenResponse
+	(*ListTokensRequest)(nil),         // 32: kmsbroker.api.v1.ListTokensRequest
+	(*ListTokensResponse)(nil),        // 33: kmsbroker.api.v1.ListTokensResponse
+	(*RevokeTokenRequest)(nil),        // 34: kmsbroker.api.v1.RevokeTokenRequest
+	(*RevokeTokenResponse)(nil),       // 35: kmsbroker.api.v1.RevokeTokenResponse
+	(*timestamppb.Timestamp)(nil),     // 36: google.protobuf.Timestamp
 }
 var file_api_v1_broker_proto_depIdxs = []int32{
-	16, // 0: kmsbroker.api.v1.Scope.create_time:type_name -> google.protobuf.Timestamp
+	36, // 0: kmsbroker.api.v1.Scope.create_time:type_name -> google.protobuf.Timestamp
 	1,  // 1: kmsbroker.api.v1.Scope.data_keys:type_name -> kmsbroker.api.v1.DataKey
 	0,  // 2: kmsbroker.api.v1.CreateScopeResponse.scope:type_name -> kmsbroker.api.v1.Scope
 	0,  // 3: kmsbroker.api.v1.GetScopeResponse.scope:type_name -> kmsbroker.api.v1.Scope
 	0,  // 4: kmsbroker.api.v1.ListScopesResponse.scopes:type_name -> kmsbroker.api.v1.Scope
 	14, // 5: kmsbroker.api.v1.StatusResponse.purposes:type_name -> kmsbroker.api.v1.PurposeStatus
 	15, // 6: kmsbroker.api.v1.StatusResponse.store:type_name -> kmsbroker.api.v1.StoreStatus
-	2,  // 7: kmsbroker.api.v1.Broker.CreateScope:input_type -> kmsbroker.api.v1.CreateScopeRequest
-	4,  // 8: kmsbroker.api.v1.Broker.GetScope:input_type -> kmsbroker.api.v1.GetScopeRequest
-	6,  // 9: kmsbroker.api.v1.Broker.ListScopes:input_type -> kmsbroker.api.v1.ListScopesRequest
-	8,  // 10: kmsbroker.api.v1.Broker.Encrypt:input_type -> kmsbroker.api.v1.EncryptRequest
-	10, // 11: kmsbroker.api.v1.Broker.Decrypt:input_type -> kmsbroker.api.v1.DecryptRequest
-	12, // 12: kmsbroker.api.v1.Broker.Status:input_type -> kmsbroker.api.v1.StatusRequest
-	3,  // 13: kmsbroker.api.v1.Broker.CreateScope:output_type -> kmsbroker.api.v1.CreateScopeResponse
-	5,  // 14: kmsbroker.api.v1.Broker.GetScope:output_type -> kmsbroker.api.v1.GetScopeResponse
-	7,  // 15: kmsbroker.api.v1.Broker.ListScopes:output_type -> kmsbroker.api.v1.ListScopesResponse
-	9,  // 16: kmsbroker.api.v1.Broker.Encrypt:output_type -> kmsbroker.api.v1.EncryptResponse
-	11, // 17: kmsbroker.api.v1.Broker.Decrypt:output_type -> kmsbroker.api.v1.DecryptResponse
-	13, // 18: kmsbroker.api.v1.Broker.Status:output_type -> kmsbroker.api.v1.StatusResponse
-	13, // [13:19] is the sub-list for method output_type
-	7,  // [7:13] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	0,  // 7: kmsbroker.api.v1.RotateKeysResponse.scope:type_name -> kmsbroker.api.v1.Scope
+	36, // 8: kmsbroker.api.v1.KeyVersion.create_time:type_name -> google.protobuf.Timestamp
+	36, // 9: kmsbroker.api.v1.KeyVersion.destroy_time:type_name -> google.protobuf.Timestamp
+	25, // 10: kmsbroker.api.v1.ListKeyVersionsResponse.versions:type_name -> kmsbroker.api.v1.KeyVersion
+	36, // 11: kmsbroker.api.v1.Token.create_time:type_name -> google.protobuf.Timestamp
+	36, // 12: kmsbroker.api.v1.Token.expire_time:type_name -> google.protobuf.Timestamp
+	36, // 13: kmsbroker.api.v1.Token.revoke_time:type_name -> google.protobuf.Timestamp
+	29, // 14: kmsbroker.api.v1.CreateTokenResponse.token:type_name -> kmsbroker.api.v1.Token
+	29, // 15: kmsbroker.api.v1.ListTokensResponse.tokens:type_name -> kmsbroker.api.v1.Token
+	2,  // 16: kmsbroker.api.v1.Broker.CreateScope:input_type -> kmsbroker.api.v1.CreateScopeRequest
+	4,  // 17: kmsbroker.api.v1.Broker.GetScope:input_type -> kmsbroker.api.v1.GetScopeRequest
+	6,  // 18: kmsbroker.api.v1.Broker.ListScopes:input_type -> kmsbroker.api.v1.ListScopesRequest
+	8,  // 19: kmsbroker.api.v1.Broker.Encrypt:input_type -> kmsbroker.api.v1.EncryptRequest
+	10, // 20: kmsbroker.api.v1.Broker.Decrypt:input_type -> kmsbroker.api.v1.DecryptRequest
+	16, // 21: kmsbroker.api.v1.Broker.ReEncrypt:input_type -> kmsbroker.api.v1.ReEncryptRequest
+	18, // 22: kmsbroker.api.v1.Broker.DeriveKey:input_type -> kmsbroker.api.v1.DeriveKeyRequest
+	20, // 23: kmsbroker.api.v1.Broker.RotateKeys:input_type -> kmsbroker.api.v1.RotateKeysRequest
+	22, // 24: kmsbroker.api.v1.Broker.RewrapKeys:input_type -> kmsbroker.api.v1.RewrapKeysRequest
+	24, // 25: kmsbroker.api.v1.Broker.ListKeyVersions:input_type -> kmsbroker.api.v1.ListKeyVersionsRequest
+	27, // 26: kmsbroker.api.v1.Broker.DestroyKeyVersion:input_type -> kmsbroker.api.v1.DestroyKeyVersionRequest
+	30, // 27: kmsbroker.api.v1.Broker.CreateToken:input_type -> kmsbroker.api.v1.CreateTokenRequest
+	32, // 28: kmsbroker.api.v1.Broker.ListTokens:input_type -> kmsbroker.api.v1.ListTokensRequest
+	34, // 29: kmsbroker.api.v1.Broker.RevokeToken:input_type -> kmsbroker.api.v1.RevokeTokenRequest
+	12, // 30: kmsbroker.api.v1.Broker.Status:input_type -> kmsbroker.api.v1.StatusRequest
+	3,  // 31: kmsbroker.api.v1.Broker.CreateScope:output_type -> kmsbroker.api.v1.CreateScopeResponse
+	5,  // 32: kmsbroker.api.v1.Broker.GetScope:output_type -> kmsbroker.api.v1.GetScopeResponse
+	7,  // 33: kmsbroker.api.v1.Broker.ListScopes:output_type -> kmsbroker.api.v1.ListScopesResponse
+	9,  // 34: kmsbroker.api.v1.Broker.Encrypt:output_type -> kmsbroker.api.v1.EncryptResponse
+	11, // 35: kmsbroker.api.v1.Broker.Decrypt:output_type -> kmsbroker.api.v1.DecryptResponse
+	17, // 36: kmsbroker.api.v1.Broker.ReEncrypt:output_type -> kmsbroker.api.v1.ReEncryptResponse
+	19, // 37: kmsbroker.api.v1.Broker.DeriveKey:output_type -> kmsbroker.api.v1.DeriveKeyResponse
+	21, // 38: kmsbroker.api.v1.Broker.RotateKeys:output_type -> kmsbroker.api.v1.RotateKeysResponse
+	23, // 39: kmsbroker.api.v1.Broker.RewrapKeys:output_type -> kmsbroker.api.v1.RewrapKeysResponse
+	26, // 40: kmsbroker.api.v1.Broker.ListKeyVersions:output_type -> kmsbroker.api.v1.ListKeyVersionsResponse
+	28, // 41: kmsbroker.api.v1.Broker.DestroyKeyVersion:output_type -> kmsbroker.api.v1.DestroyKeyVersionResponse
+	31, // 42: kmsbroker.api.v1.Broker.CreateToken:output_type -> kmsbroker.api.v1.CreateTokenResponse
+	33, // 43: kmsbroker.api.v1.Broker.ListTokens:output_type -> kmsbroker.api.v1.ListTokensResponse
+	35, // 44: kmsbroker.api.v1.Broker.RevokeToken:output_type -> kmsbroker.api.v1.RevokeTokenResponse
+	13, // 45: kmsbroker.api.v1.Broker.Status:output_type -> kmsbroker.api.v1.StatusResponse
+	31, // [31:46] is the sub-list for method output_type
+	16, // [16:31] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_api_v1_broker_proto_init() }
@@ -1084,7 +2339,7 @@ func file_api_v1_broker_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_v1_broker_proto_rawDesc), len(file_api_v1_broker_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   16,
+			NumMessages:   36,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -26,12 +26,21 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Broker_CreateScope_FullMethodName = "/kmsbroker.api.v1.Broker/CreateScope"
-	Broker_GetScope_FullMethodName    = "/kmsbroker.api.v1.Broker/GetScope"
-	Broker_ListScopes_FullMethodName  = "/kmsbroker.api.v1.Broker/ListScopes"
-	Broker_Encrypt_FullMethodName     = "/kmsbroker.api.v1.Broker/Encrypt"
-	Broker_Decrypt_FullMethodName     = "/kmsbroker.api.v1.Broker/Decrypt"
-	Broker_Status_FullMethodName      = "/kmsbroker.api.v1.Broker/Status"
+	Broker_CreateScope_FullMethodName       = "/kmsbroker.api.v1.Broker/CreateScope"
+	Broker_GetScope_FullMethodName          = "/kmsbroker.api.v1.Broker/GetScope"
+	Broker_ListScopes_FullMethodName        = "/kmsbroker.api.v1.Broker/ListScopes"
+	Broker_Encrypt_FullMethodName           = "/kmsbroker.api.v1.Broker/Encrypt"
+	Broker_Decrypt_FullMethodName           = "/kmsbroker.api.v1.Broker/Decrypt"
+	Broker_ReEncrypt_FullMethodName         = "/kmsbroker.api.v1.Broker/ReEncrypt"
+	Broker_DeriveKey_FullMethodName         = "/kmsbroker.api.v1.Broker/DeriveKey"
+	Broker_RotateKeys_FullMethodName        = "/kmsbroker.api.v1.Broker/RotateKeys"
+	Broker_RewrapKeys_FullMethodName        = "/kmsbroker.api.v1.Broker/RewrapKeys"
+	Broker_ListKeyVersions_FullMethodName   = "/kmsbroker.api.v1.Broker/ListKeyVersions"
+	Broker_DestroyKeyVersion_FullMethodName = "/kmsbroker.api.v1.Broker/DestroyKeyVersion"
+	Broker_CreateToken_FullMethodName       = "/kmsbroker.api.v1.Broker/CreateToken"
+	Broker_ListTokens_FullMethodName        = "/kmsbroker.api.v1.Broker/ListTokens"
+	Broker_RevokeToken_FullMethodName       = "/kmsbroker.api.v1.Broker/RevokeToken"
+	Broker_Status_FullMethodName            = "/kmsbroker.api.v1.Broker/Status"
 )
 
 // BrokerClient is the client API for Broker service.
@@ -52,6 +61,28 @@ type BrokerClient interface {
 	// Decrypt opens an envelope made by Encrypt in the same scope, for the
 	// same purpose, with the same aad.
 	Decrypt(ctx context.Context, in *DecryptRequest, opts ...grpc.CallOption) (*DecryptResponse, error)
+	// ReEncrypt opens an envelope and seals the same plaintext under the
+	// newest key version, so callers can migrate stored data.
+	ReEncrypt(ctx context.Context, in *ReEncryptRequest, opts ...grpc.CallOption) (*ReEncryptResponse, error)
+	// DeriveKey derives key material for a user's session from the scope's
+	// sessions data key.
+	DeriveKey(ctx context.Context, in *DeriveKeyRequest, opts ...grpc.CallOption) (*DeriveKeyResponse, error)
+	// RotateKeys adds a new KEK version and a new version of every data key.
+	RotateKeys(ctx context.Context, in *RotateKeysRequest, opts ...grpc.CallOption) (*RotateKeysResponse, error)
+	// RewrapKeys re-encrypts a scope's KEK versions (or every scope's) under
+	// the current root wrapper.
+	RewrapKeys(ctx context.Context, in *RewrapKeysRequest, opts ...grpc.CallOption) (*RewrapKeysResponse, error)
+	// ListKeyVersions lists every key version of a scope.
+	ListKeyVersions(ctx context.Context, in *ListKeyVersionsRequest, opts ...grpc.CallOption) (*ListKeyVersionsResponse, error)
+	// DestroyKeyVersion destroys one key version; envelopes it made can no
+	// longer be decrypted.
+	DestroyKeyVersion(ctx context.Context, in *DestroyKeyVersionRequest, opts ...grpc.CallOption) (*DestroyKeyVersionResponse, error)
+	// CreateToken makes a client token and returns its secret, once.
+	CreateToken(ctx context.Context, in *CreateTokenRequest, opts ...grpc.CallOption) (*CreateTokenResponse, error)
+	// ListTokens lists client tokens, never their secrets.
+	ListTokens(ctx context.Context, in *ListTokensRequest, opts ...grpc.CallOption) (*ListTokensResponse, error)
+	// RevokeToken revokes a client token.
+	RevokeToken(ctx context.Context, in *RevokeTokenRequest, opts ...grpc.CallOption) (*RevokeTokenResponse, error)
 	// Status reports each external purpose's plugin and the store.
 	Status(ctx context.Context, in *StatusRequest, opts ...grpc.CallOption) (*StatusResponse, error)
 }
@@ -114,6 +145,96 @@ func (c *brokerClient) Decrypt(ctx context.Context, in *DecryptRequest, opts ...
 	return out, nil
 }
 
+func (c *brokerClient) ReEncrypt(ctx context.Context, in *ReEncryptRequest, opts ...grpc.CallOption) (*ReEncryptResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReEncryptResponse)
+	err := c.cc.Invoke(ctx, Broker_ReEncrypt_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *brokerClient) DeriveKey(ctx context.Context, in *DeriveKeyRequest, opts ...grpc.CallOption) (*DeriveKeyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeriveKeyResponse)
+	err := c.cc.Invoke(ctx, Broker_DeriveKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *brokerClient) RotateKeys(ctx context.Context, in *RotateKeysRequest, opts ...grpc.CallOption) (*RotateKeysResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RotateKeysResponse)
+	err := c.cc.Invoke(ctx, Broker_RotateKeys_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *brokerClient) RewrapKeys(ctx context.Context, in *RewrapKeysRequest, opts ...grpc.CallOption) (*RewrapKeysResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RewrapKeysResponse)
+	err := c.cc.Invoke(ctx, Broker_RewrapKeys_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *brokerClient) ListKeyVersions(ctx context.Context, in *ListKeyVersionsRequest, opts ...grpc.CallOption) (*ListKeyVersionsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListKeyVersionsResponse)
+	err := c.cc.Invoke(ctx, Broker_ListKeyVersions_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *brokerClient) DestroyKeyVersion(ctx context.Context, in *DestroyKeyVersionRequest, opts ...grpc.CallOption) (*DestroyKeyVersionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DestroyKeyVersionResponse)
+	err := c.cc.Invoke(ctx, Broker_DestroyKeyVersion_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *brokerClient) CreateToken(ctx context.Context, in *CreateTokenRequest, opts ...grpc.CallOption) (*CreateTokenResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateTokenResponse)
+	err := c.cc.Invoke(ctx, Broker_CreateToken_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *brokerClient) ListTokens(ctx context.Context, in *ListTokensRequest, opts ...grpc.CallOption) (*ListTokensResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListTokensResponse)
+	err := c.cc.Invoke(ctx, Broker_ListTokens_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *brokerClient) RevokeToken(ctx context.Context, in *RevokeTokenRequest, opts ...grpc.CallOption) (*RevokeTokenResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RevokeTokenResponse)
+	err := c.cc.Invoke(ctx, Broker_RevokeToken_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *brokerClient) Status(ctx context.Context, in *StatusRequest, opts ...grpc.CallOption) (*StatusResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(StatusResponse)
@@ -142,6 +263,28 @@ type BrokerServer interface {
 	// Decrypt opens an envelope made by Encrypt in the same scope, for the
 	// same purpose, with the same aad.
 	Decrypt(context.Context, *DecryptRequest) (*DecryptResponse, error)
+	// ReEncrypt opens an envelope and seals the same plaintext under the
+	// newest key version, so callers can migrate stored data.
+	ReEncrypt(context.Context, *ReEncryptRequest) (*ReEncryptResponse, error)
+	// DeriveKey derives key material for a user's session from the scope's
+	// sessions data key.
+	DeriveKey(context.Context, *DeriveKeyRequest) (*DeriveKeyResponse, error)
+	// RotateKeys adds a new KEK version and a new version of every data key.
+	RotateKeys(context.Context, *RotateKeysRequest) (*RotateKeysResponse, error)
+	// RewrapKeys re-encrypts a scope's KEK versions (or every scope's) under
+	// the current root wrapper.
+	RewrapKeys(context.Context, *RewrapKeysRequest) (*RewrapKeysResponse, error)
+	// ListKeyVersions lists every key version of a scope.
+	ListKeyVersions(context.Context, *ListKeyVersionsRequest) (*ListKeyVersionsResponse, error)
+	// DestroyKeyVersion destroys one key version; envelopes it made can no
+	// longer be decrypted.
+	DestroyKeyVersion(context.Context, *DestroyKeyVersionRequest) (*DestroyKeyVersionResponse, error)
+	// CreateToken makes a client token and returns its secret, once.
+	CreateToken(context.Context, *CreateTokenRequest) (*CreateTokenResponse, error)
+	// ListTokens lists client tokens, never their secrets.
+	ListTokens(context.Context, *ListTokensRequest) (*ListTokensResponse, error)
+	// RevokeToken revokes a client token.
+	RevokeToken(context.Context, *RevokeTokenRequest) (*RevokeTokenResponse, error)
 	// Status reports each external purpose's plugin and the store.
 	Status(context.Context, *StatusRequest) (*StatusResponse, error)
 	mustEmbedUnimplementedBrokerServer()
@@ -168,6 +311,33 @@ func (UnimplementedBrokerServer) Encrypt(context.Context, *EncryptRequest) (*Enc
 }
 func (UnimplementedBrokerServer) Decrypt(context.Context, *DecryptRequest) (*DecryptResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Decrypt not implemented")
+}
+func (UnimplementedBrokerServer) ReEncrypt(context.Context, *ReEncryptRequest) (*ReEncryptResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReEncrypt not implemented")
+}
+func (UnimplementedBrokerServer) DeriveKey(context.Context, *DeriveKeyRequest) (*DeriveKeyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeriveKey not implemented")
+}
+func (UnimplementedBrokerServer) RotateKeys(context.Context, *RotateKeysRequest) (*RotateKeysResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RotateKeys not implemented")
+}
+func (UnimplementedBrokerServer) RewrapKeys(context.Context, *RewrapKeysRequest) (*RewrapKeysResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RewrapKeys not implemented")
+}
+func (UnimplementedBrokerServer) ListKeyVersions(context.Context, *ListKeyVersionsRequest) (*ListKeyVersionsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListKeyVersions not implemented")
+}
+func (UnimplementedBrokerServer) DestroyKeyVersion(context.Context, *DestroyKeyVersionRequest) (*DestroyKeyVersionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DestroyKeyVersion not implemented")
+}
+func (UnimplementedBrokerServer) CreateToken(context.Context, *CreateTokenRequest) (*CreateTokenResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateToken not implemented")
+}
+func (UnimplementedBrokerServer) ListTokens(context.Context, *ListTokensRequest) (*ListTokensResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListTokens not implemented")
+}
+func (UnimplementedBrokerServer) RevokeToken(context.Context, *RevokeTokenRequest) (*RevokeTokenResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RevokeToken not implemented")
 }
 func (UnimplementedBrokerServer) Status(context.Context, *StatusRequest) (*StatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Status not implemented")
@@ -283,6 +453,168 @@ func _Broker_Decrypt_Handler(srv interface{}, ctx context.Context, dec func(inte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Broker_ReEncrypt_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReEncryptRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BrokerServer).ReEncrypt(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Broker_ReEncrypt_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BrokerServer).ReEncrypt(ctx, req.(*ReEncryptRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Broker_DeriveKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeriveKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BrokerServer).DeriveKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Broker_DeriveKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BrokerServer).DeriveKey(ctx, req.(*DeriveKeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Broker_RotateKeys_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RotateKeysRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BrokerServer).RotateKeys(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Broker_RotateKeys_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BrokerServer).RotateKeys(ctx, req.(*RotateKeysRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Broker_RewrapKeys_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RewrapKeysRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BrokerServer).RewrapKeys(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Broker_RewrapKeys_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BrokerServer).RewrapKeys(ctx, req.(*RewrapKeysRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Broker_ListKeyVersions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListKeyVersionsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BrokerServer).ListKeyVersions(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Broker_ListKeyVersions_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BrokerServer).ListKeyVersions(ctx, req.(*ListKeyVersionsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Broker_DestroyKeyVersion_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DestroyKeyVersionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BrokerServer).DestroyKeyVersion(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Broker_DestroyKeyVersion_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BrokerServer).DestroyKeyVersion(ctx, req.(*DestroyKeyVersionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Broker_CreateToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateTokenRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BrokerServer).CreateToken(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Broker_CreateToken_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BrokerServer).CreateToken(ctx, req.(*CreateTokenRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Broker_ListTokens_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListTokensRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BrokerServer).ListTokens(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Broker_ListTokens_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BrokerServer).ListTokens(ctx, req.(*ListTokensRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Broker_RevokeToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RevokeTokenRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BrokerServer).RevokeToken(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Broker_RevokeToken_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BrokerServer).RevokeToken(ctx, req.(*RevokeTokenRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Broker_Status_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(StatusRequest)
 	if err := dec(in); err != nil {
@@ -327,6 +659,42 @@ var Broker_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Decrypt",
 			Handler:    _Broker_Decrypt_Handler,
+		},
+		{
+			MethodName: "ReEncrypt",
+			Handler:    _Broker_ReEncrypt_Handler,
+		},
+		{
+			MethodName: "DeriveKey",
+			Handler:    _Broker_DeriveKey_Handler,
+		},
+		{
+			MethodName: "RotateKeys",
+			Handler:    _Broker_RotateKeys_Handler,
+		},
+		{
+			MethodName: "RewrapKeys",
+			Handler:    _Broker_RewrapKeys_Handler,
+		},
+		{
+			MethodName: "ListKeyVersions",
+			Handler:    _Broker_ListKeyVersions_Handler,
+		},
+		{
+			MethodName: "DestroyKeyVersion",
+			Handler:    _Broker_DestroyKeyVersion_Handler,
+		},
+		{
+			MethodName: "CreateToken",
+			Handler:    _Broker_CreateToken_Handler,
+		},
+		{
+			MethodName: "ListTokens",
+			Handler:    _Broker_ListTokens_Handler,
+		},
+		{
+			MethodName: "RevokeToken",
+			Handler:    _Broker_RevokeToken_Handler,
 		},
 		{
 			MethodName: "Status",

@@ -1,0 +1,4 @@
+kms "aead" {
+  purpose = ["config"]
+  timeout = "soon"
+}

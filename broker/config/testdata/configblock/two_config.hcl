@@ -1,0 +1,7 @@
+kms "aead" {
+  purpose = ["config"]
+}
+
+kms "transit" {
+  purpose = ["root", "config"]
+}

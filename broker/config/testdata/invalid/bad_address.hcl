@@ -1,0 +1,4 @@
+listener "tcp" {
+  address     = "localhost"
+  tls_disable = true
+}

@@ -1,0 +1,5 @@
+kms "awskms" {
+  purpose       = ["root"]
+  timeout       = "5 seconds"
+  start_timeout = "-1s"
+}

@@ -1,0 +1,4 @@
+kms "transit" {
+  purpose = ["root"]
+  token   = "env://KMSBROKER_TEST_UNSET_TOKEN"
+}

@@ -1,0 +1,4 @@
+kms "transit" {
+  purpose = ["root"]
+  token   = "file://testdata/no-such-token-file"
+}

@@ -1,0 +1,4 @@
+kms "../hsm" {
+  purpose     = ["root"]
+  plugin_path = "/opt/hsm/plugin"
+}

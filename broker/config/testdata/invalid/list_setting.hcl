@@ -1,0 +1,4 @@
+kms "aead" {
+  purpose = ["root"]
+  key     = ["s3cr3t-value"]
+}

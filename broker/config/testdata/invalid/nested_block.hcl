@@ -1,0 +1,6 @@
+kms "transit" {
+  purpose = ["root"]
+  tls {
+    ca_cert = "/etc/ca.pem"
+  }
+}

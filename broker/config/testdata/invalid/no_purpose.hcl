@@ -1,0 +1,4 @@
+kms "transit" {
+  address  = "https://vault.internal:8200"
+  key_name = "broker"
+}

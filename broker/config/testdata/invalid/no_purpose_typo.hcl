@@ -1,0 +1,4 @@
+kms "transit" {
+  purpse   = "root"
+  key_name = "broker"
+}

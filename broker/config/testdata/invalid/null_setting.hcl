@@ -1,0 +1,4 @@
+kms "aead" {
+  purpose = ["root"]
+  key_id  = null
+}

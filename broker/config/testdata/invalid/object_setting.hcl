@@ -1,0 +1,6 @@
+kms "aead" {
+  purpose = ["root"]
+  key = {
+    value = "s3cr3t-value"
+  }
+}

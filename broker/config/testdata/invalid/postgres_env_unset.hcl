@@ -1,0 +1,3 @@
+storage "postgres" {
+  url = "env://KMSBROKER_TEST_UNSET_PG_URL"
+}

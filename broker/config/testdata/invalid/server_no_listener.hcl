@@ -1,0 +1,3 @@
+kms "aead" {
+  purpose = ["root"]
+}

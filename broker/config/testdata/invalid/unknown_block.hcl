@@ -1,0 +1,3 @@
+listner "tcp" {
+  tls_disable = true
+}

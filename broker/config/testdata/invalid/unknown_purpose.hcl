@@ -1,0 +1,4 @@
+kms "aead" {
+  key_id  = "local-1"
+  purpose = ["rot"]
+}

@@ -1,0 +1,3 @@
+storage "mysql" {
+  url = "mysql://broker@db/broker"
+}

@@ -1,0 +1,7 @@
+kms "aead" {
+  purpose = ["root"]
+}
+
+kms "awskmss" {
+  purpose = ["recovery"]
+}

@@ -1,0 +1,4 @@
+kms "hsm" {
+  purpose = ["root"]
+  slot    = 1
+}

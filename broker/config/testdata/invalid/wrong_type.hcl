@@ -1,0 +1,3 @@
+listener "tcp" {
+  tls_disable = "maybe"
+}

@@ -1,0 +1,277 @@
+// Package daemon assembles a running broker from a config: it starts one
+// plugin per KMS block, routes the external purposes to them, opens the
+// store and the keyring, and serves the API.
+package daemon
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/kmsbroker/kmsbroker/broker/auth"
+	"github.com/kmsbroker/kmsbroker/broker/config"
+	"github.com/kmsbroker/kmsbroker/broker/keyring"
+	"github.com/kmsbroker/kmsbroker/broker/pluginhost"
+	"github.com/kmsbroker/kmsbroker/broker/purpose"
+	"github.com/kmsbroker/kmsbroker/broker/server"
+	"github.com/kmsbroker/kmsbroker/broker/store"
+	apiv1 "github.com/kmsbroker/kmsbroker/proto/api/v1"
+)
+
+// Version is the broker's version, set at build time.
+var Version = "0.1.0-dev"
+
+// stopTimeout bounds a graceful shutdown before connections are cut.
+const stopTimeout = 10 * time.Second
+
+// Daemon is a running broker.
+type Daemon struct {
+	cfg      *config.Config
+	logger   hclog.Logger
+	plugins  map[string]*pluginhost.Plugin // by block name
+	router   *purpose.Router
+	store    store.Store
+	keys     *keyring.Keyring
+	tokens   *auth.Tokens
+	server   *server.Server
+	listener net.Listener
+	serveErr chan error
+	stopOnce sync.Once
+}
+
+// Start brings up a broker from cfg, which must have passed validation
+// with root required. On error everything already started is stopped.
+func Start(ctx context.Context, cfg *config.Config, logger hclog.Logger) (_ *Daemon, err error) {
+	d := &Daemon{
+		cfg:      cfg,
+		logger:   logger,
+		plugins:  make(map[string]*pluginhost.Plugin),
+		serveErr: make(chan error, 1),
+	}
+	defer func() {
+		if err != nil {
+			d.Stop(context.Background())
+		}
+	}()
+
+	registry := prometheus.NewRegistry()
+	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	if err := d.startPlugins(ctx); err != nil {
+		return nil, err
+	}
+	wrappers := make(map[purpose.Purpose]purpose.Wrapper)
+	for _, blk := range cfg.KMS {
+		for _, p := range blk.Purposes {
+			wrappers[p] = d.plugins[blk.Name]
+		}
+	}
+	d.router = purpose.NewRouter(wrappers, func(err error) bool {
+		return errors.Is(err, pluginhost.ErrUnavailable)
+	})
+
+	st, err := d.openStore(ctx)
+	if err != nil {
+		return nil, err
+	}
+	d.store = st
+	d.keys = keyring.New(st, d.router, keyring.Options{}, logger.Named("keyring"))
+	d.tokens = auth.NewTokens(st)
+
+	srv, err := server.New(server.Config{
+		Keys:    d.keys,
+		Authn:   d.tokens,
+		Status:  d.status,
+		Ready:   d.ready,
+		Metrics: registry,
+		Logger:  logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	d.server = srv
+
+	tlsConfig, err := listenerTLS(cfg.Listener)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.Listener.Address)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", cfg.Listener.Address, err)
+	}
+	d.listener = ln
+	go func() { d.serveErr <- srv.Serve(ln, tlsConfig) }()
+
+	logger.Info("broker started", "address", ln.Addr().String(), "storage", cfg.Storage.Type, "version", Version)
+	return d, nil
+}
+
+// startPlugins starts every KMS block's plugin at once, so start-up time
+// is that of the slowest plugin, not the sum.
+func (d *Daemon) startPlugins(ctx context.Context) error {
+	type started struct {
+		name string
+		p    *pluginhost.Plugin
+		err  error
+	}
+	results := make(chan started, len(d.cfg.KMS))
+	for _, blk := range d.cfg.KMS {
+		go func() {
+			p, err := pluginhost.Start(ctx, pluginhost.Config{
+				Name:         blk.Name,
+				Type:         blk.Type,
+				Directory:    d.cfg.Plugins.Directory,
+				Path:         blk.PluginPath,
+				SHA256:       blk.PluginSHA256,
+				Settings:     blk.Settings,
+				Timeout:      blk.Timeout,
+				StartTimeout: blk.StartTimeout,
+				Logger:       d.logger,
+			})
+			results <- started{blk.Name, p, err}
+		}()
+	}
+	var errs []error
+	for range d.cfg.KMS {
+		r := <-results
+		if r.err != nil {
+			errs = append(errs, fmt.Errorf("start kms block %s: %w", r.name, r.err))
+			continue
+		}
+		d.plugins[r.name] = r.p
+		info := r.p.Info()
+		d.logger.Info("kms block ready", "block", r.name, "plugin", info.Type, "pid", info.Pid, "key_id", info.KeyID)
+	}
+	return errors.Join(errs...)
+}
+
+// defaultSQLitePath is used when the config has no storage block.
+const defaultSQLitePath = "brokerd.db"
+
+func (d *Daemon) openStore(ctx context.Context) (store.Store, error) {
+	s := d.cfg.Storage
+	if s.Type == store.KindPostgres {
+		return store.Open(ctx, store.KindPostgres, s.URL)
+	}
+	path := s.Path
+	if path == "" {
+		path = defaultSQLitePath
+	}
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
+	}
+	d.logger.Info("opening store", "storage", store.KindSQLite, "path", path)
+	return store.Open(ctx, store.KindSQLite, path)
+}
+
+func listenerTLS(l config.Listener) (*tls.Config, error) {
+	if l.TLSDisable {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(l.TLSCertFile, l.TLSKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("listener tls: %w", err)
+	}
+	return &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}, nil
+}
+
+// Addr is the address the API listens on.
+func (d *Daemon) Addr() net.Addr { return d.listener.Addr() }
+
+// Keyring is the broker's keyring.
+func (d *Daemon) Keyring() *keyring.Keyring { return d.keys }
+
+// MintToken creates a client token and returns its secret; see
+// auth.Tokens.Create.
+func (d *Daemon) MintToken(ctx context.Context, secret, name string, role auth.Role, scopes []string, ttl time.Duration) (string, error) {
+	secret, tok, err := d.tokens.Create(ctx, secret, name, role, scopes, ttl)
+	if err != nil {
+		return "", err
+	}
+	d.logger.Info("token created", "token_id", tok.ID, "name", name, "role", string(role))
+	return secret, nil
+}
+
+// Done delivers the API server's error if it stops on its own.
+func (d *Daemon) Done() <-chan error { return d.serveErr }
+
+// Stop shuts the API down, then the keyring, the store and every plugin.
+// It is safe to call more than once.
+func (d *Daemon) Stop(ctx context.Context) {
+	d.stopOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(ctx, stopTimeout)
+		defer cancel()
+		if d.server != nil {
+			if err := d.server.Shutdown(ctx); err != nil {
+				d.logger.Warn("API shutdown", "error", err)
+			}
+		}
+		if d.keys != nil {
+			d.keys.Close()
+		}
+		if d.store != nil {
+			if err := d.store.Close(); err != nil {
+				d.logger.Warn("close store", "error", err)
+			}
+		}
+		for _, p := range d.plugins {
+			p.Stop()
+		}
+		d.logger.Info("broker stopped")
+	})
+}
+
+// ready is true while the root purpose's plugin is ready.
+func (d *Daemon) ready() bool {
+	blk := d.cfg.Block(purpose.Root)
+	if blk == nil {
+		return false
+	}
+	p, ok := d.plugins[blk.Name]
+	return ok && p.Info().State == pluginhost.StateReady
+}
+
+func (d *Daemon) status(ctx context.Context) *apiv1.StatusResponse {
+	resp := &apiv1.StatusResponse{Version: Version, Ready: d.ready()}
+	for _, blk := range d.cfg.KMS {
+		p := d.plugins[blk.Name]
+		info := p.Info()
+		for _, pur := range blk.Purposes {
+			resp.Purposes = append(resp.Purposes, &apiv1.PurposeStatus{
+				Purpose:    string(pur),
+				Block:      blk.Name,
+				PluginType: info.Type,
+				Pid:        int32(info.Pid),
+				State:      info.State,
+				KeyId:      info.KeyID,
+				LastError:  info.LastError,
+				Restarts:   uint32(info.Restarts),
+			})
+		}
+	}
+	order := make(map[string]int)
+	for i, p := range purpose.All() {
+		order[string(p)] = i
+	}
+	sort.SliceStable(resp.Purposes, func(i, j int) bool {
+		return order[resp.Purposes[i].Purpose] < order[resp.Purposes[j].Purpose]
+	})
+
+	resp.Store = &apiv1.StoreStatus{Type: d.cfg.Storage.Type, Ok: true}
+	if err := d.store.Ping(ctx); err != nil {
+		resp.Store.Ok = false
+		resp.Store.Error = "store unreachable"
+		d.logger.Warn("store ping failed", "error", err)
+	}
+	return resp
+}

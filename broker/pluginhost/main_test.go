@@ -1,0 +1,233 @@
+package pluginhost
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	wrapping "github.com/hashicorp/go-kms-wrapping/v2"
+	"github.com/hashicorp/go-kms-wrapping/v2/aead"
+	"github.com/hashicorp/go-plugin"
+
+	"github.com/kmsbroker/kmsbroker/plugins/plugintest"
+	"github.com/kmsbroker/kmsbroker/plugins/sdk"
+)
+
+// The tests run real plugin processes. The built-in plugins are built
+// from source once per run (TestMain). Deliberately broken plugins are
+// this test binary itself, run under the name kmsbroker-plugin-<behaviour>
+// through a symlink: TestMain sees the name and behaves as that plugin.
+
+// testBin is the directory holding the built and symlinked plugins.
+var testBin string
+
+// builtins are the plugin programs built for the tests.
+var builtins = map[string]string{
+	"aead":    "./plugins/aead",
+	"awskms":  "./plugins/awskms",
+	"transit": "./plugins/transit",
+}
+
+// behaviours are the test binary's plugin personalities, by type.
+var behaviours = map[string]func(){
+	// noise writes a banner to stdout before serving: it breaks the
+	// handshake.
+	"noise": func() {
+		fmt.Println("starting the chatty plugin")
+		serveAEAD(sdk.WithAAD())
+	},
+	// exit dies at once with a message and status 3.
+	"exit": func() {
+		fmt.Fprintln(os.Stderr, "fatal: the plugin cannot start")
+		os.Exit(3)
+	},
+	// v2 speaks plugin protocol version 2.
+	"v2": func() {
+		hs := sdk.Handshake
+		hs.ProtocolVersion = 2
+		plugin.Serve(&plugin.ServeConfig{
+			HandshakeConfig: hs,
+			Plugins:         sdk.PluginSet(),
+			GRPCServer:      plugin.DefaultGRPCServer,
+		})
+	},
+	// slow takes slowStart before it serves.
+	"slow": func() {
+		time.Sleep(slowStart)
+		serveAEAD(sdk.WithAAD())
+	},
+	// silent never says anything.
+	"silent": func() {
+		time.Sleep(time.Hour)
+	},
+	// noaad serves the AEAD wrapper without declaring the AAD capability,
+	// so the host binds AAD itself, as it does for transit.
+	"noaad": func() { serveAEAD() },
+	// envcheck reports the names of its environment variables as
+	// configure metadata.
+	"envcheck": func() { sdk.Serve(envWrapper{aead.NewWrapper()}) },
+	// flaky fails Encrypt as unavailable while the file named by its
+	// fail_file setting exists: a KMS outage the process survives.
+	"flaky": func() {
+		sdk.Serve(&flakyWrapper{Wrapper: aead.NewWrapper()}, sdk.WithAAD(), sdk.WithSettings(
+			sdk.Setting{Name: "key", Secret: true},
+			sdk.Setting{Name: "fail_file"},
+		))
+	},
+}
+
+// slowStart is how long the slow plugin takes before its handshake.
+const slowStart = 1500 * time.Millisecond
+
+func serveAEAD(opt ...sdk.Option) {
+	opt = append(opt, sdk.WithSettings(
+		sdk.Setting{Name: "key", Secret: true},
+		sdk.Setting{Name: sdk.KeyIDSetting},
+	))
+	sdk.Serve(aead.NewWrapper(), opt...)
+}
+
+func TestMain(m *testing.M) {
+	if behave, ok := behaviours[strings.TrimPrefix(filepath.Base(os.Args[0]), ExecutablePrefix)]; ok {
+		behave()
+		os.Exit(0)
+	}
+	if os.Getenv(hostModeEnv) != "" {
+		runAsHost()
+		os.Exit(0)
+	}
+	os.Exit(runTests(m))
+}
+
+func runTests(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "pluginhost-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	testBin = dir
+	for typ, pkg := range builtins {
+		if _, err := plugintest.Build(dir, typ, pkg); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+	}
+	self, err := os.Executable()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	for typ := range behaviours {
+		if err := os.Symlink(self, filepath.Join(dir, ExecutablePrefix+typ)); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+	}
+	return m.Run()
+}
+
+// testKey is a fixed AES-256 key (base64) for the aead plugin.
+const testKey = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+
+// startAEAD starts the aead plugin with a test key and stops it at the
+// end of the test.
+func startAEAD(t *testing.T, mod func(*Config)) *Plugin {
+	t.Helper()
+	cfg := Config{
+		Name:      "aead",
+		Type:      "aead",
+		Directory: testBin,
+		Settings:  map[string]string{"key": testKey, "key_id": "k1"},
+		Logger:    testLogger(t),
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	return startPlugin(t, cfg)
+}
+
+func startPlugin(t *testing.T, cfg Config) *Plugin {
+	t.Helper()
+	p, err := Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("Start(%s): %v", cfg.Name, err)
+	}
+	t.Cleanup(p.Stop)
+	return p
+}
+
+// testLogger logs to the test's output through a sink that outlives the
+// test: plugin goroutines may write a last line after it ends.
+func testLogger(t *testing.T) hclog.Logger {
+	t.Helper()
+	w := &testWriter{t: t}
+	t.Cleanup(w.close)
+	return hclog.New(&hclog.LoggerOptions{Name: t.Name(), Level: hclog.Debug, Output: w})
+}
+
+type testWriter struct {
+	mu   sync.Mutex
+	t    *testing.T
+	done bool
+}
+
+func (w *testWriter) Write(b []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.done {
+		w.t.Log(strings.TrimRight(string(b), "\n"))
+	}
+	return len(b), nil
+}
+
+func (w *testWriter) close() {
+	w.mu.Lock()
+	w.done = true
+	w.mu.Unlock()
+}
+
+// envWrapper reports its environment's variable names as metadata.
+type envWrapper struct{ *aead.Wrapper }
+
+func (w envWrapper) SetConfig(ctx context.Context, opt ...wrapping.Option) (*wrapping.WrapperConfig, error) {
+	var names []string
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return &wrapping.WrapperConfig{Metadata: map[string]string{"env": strings.Join(names, ",")}}, nil
+}
+
+// flakyWrapper fails Encrypt while its fail_file exists.
+type flakyWrapper struct {
+	*aead.Wrapper
+	failFile string
+}
+
+func (w *flakyWrapper) SetConfig(ctx context.Context, opt ...wrapping.Option) (*wrapping.WrapperConfig, error) {
+	opts, err := wrapping.GetOpts(opt...)
+	if err != nil {
+		return nil, err
+	}
+	w.failFile = opts.WithConfigMap["fail_file"]
+	return w.Wrapper.SetConfig(ctx, opt...)
+}
+
+func (w *flakyWrapper) Encrypt(ctx context.Context, pt []byte, opt ...wrapping.Option) (*wrapping.BlobInfo, error) {
+	if _, err := os.Stat(w.failFile); err == nil {
+		return nil, fmt.Errorf("%w: test outage", sdk.ErrBackendUnavailable)
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	return w.Wrapper.Encrypt(ctx, pt, opt...)
+}

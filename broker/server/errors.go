@@ -1,0 +1,56 @@
+package server
+
+import (
+	"context"
+	"errors"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/kmsbroker/kmsbroker/broker/auth"
+	"github.com/kmsbroker/kmsbroker/broker/keyring"
+	"github.com/kmsbroker/kmsbroker/broker/pluginhost"
+	"github.com/kmsbroker/kmsbroker/broker/purpose"
+)
+
+// fail turns an error from the auth or keyring layer into a gRPC status.
+// Bad requests keep their message, which never holds a secret; a failed
+// decrypt is one opaque message whatever the cause; backend failures are
+// logged here and reach the caller only as "internal" or "unavailable", so
+// no store or plugin detail leaks through the API.
+func (s *service) fail(err error) error {
+	switch {
+	case errors.Is(err, auth.ErrUnauthenticated):
+		return status.Error(codes.Unauthenticated, err.Error())
+	case errors.Is(err, auth.ErrPermissionDenied):
+		return status.Error(codes.PermissionDenied, err.Error())
+	case errors.Is(err, keyring.ErrScopeNotFound):
+		return status.Error(codes.NotFound, err.Error())
+	case errors.Is(err, keyring.ErrScopeExists):
+		return status.Error(codes.AlreadyExists, err.Error())
+	case errors.Is(err, keyring.ErrInvalidScopeID),
+		errors.Is(err, keyring.ErrUnknownDataPurpose),
+		errors.Is(err, keyring.ErrEmptyPlaintext):
+		return status.Error(codes.InvalidArgument, err.Error())
+	case errors.Is(err, keyring.ErrDecrypt):
+		return status.Error(codes.InvalidArgument,
+			"decrypt failed: the ciphertext is corrupt or was not made for this scope, purpose and aad")
+	case errors.Is(err, keyring.ErrKeyVersionDestroyed):
+		return status.Error(codes.FailedPrecondition, err.Error())
+	case errors.Is(err, context.DeadlineExceeded):
+		return status.Error(codes.DeadlineExceeded, "deadline exceeded")
+	case errors.Is(err, context.Canceled):
+		return status.Error(codes.Canceled, "request canceled")
+	}
+	s.logger.Error("request failed", "error", err)
+	if isUnavailable(err) {
+		return status.Error(codes.Unavailable, "a key backend is unavailable; retry later")
+	}
+	return status.Error(codes.Internal, "internal error; see the broker log")
+}
+
+// isUnavailable reports a backend that may come back: a plugin restarting
+// or a KMS that did not answer in time.
+func isUnavailable(err error) bool {
+	return errors.Is(err, pluginhost.ErrUnavailable) || errors.Is(err, purpose.ErrNotConfigured)
+}

@@ -1,0 +1,190 @@
+// Package server serves the broker's API: gRPC and HTTP/JSON from one proto
+// definition on one listener, plus the health and metrics endpoints.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	apiv1 "github.com/kmsbroker/kmsbroker/proto/api/v1"
+)
+
+// Limits of the HTTP listener.
+const (
+	// DefaultMaxPlaintext bounds one plaintext. The broker encrypts
+	// secrets and records, not files; 1 MiB leaves room for large records
+	// while keeping a request's memory small.
+	DefaultMaxPlaintext = 1 << 20
+	// maxRequestBytes bounds a request body: a maximal plaintext, base64
+	// encoded in JSON, with room for the other fields.
+	maxRequestBytes = DefaultMaxPlaintext*4/3 + 64<<10
+	// maxHeaderBytes bounds request headers; a bearer token is 48 bytes.
+	maxHeaderBytes = 64 << 10
+	// readHeaderTimeout and idleTimeout shed slow or idle clients.
+	readHeaderTimeout = 10 * time.Second
+	idleTimeout       = 2 * time.Minute
+)
+
+// Config configures a Server.
+type Config struct {
+	Keys  Keys
+	Authn Authenticator
+	// Status builds the status response; it is called once per request.
+	Status func(context.Context) *apiv1.StatusResponse
+	// Ready reports readiness for GET /v1/sys/health.
+	Ready func() bool
+	// MaxPlaintext bounds one plaintext. Default: DefaultMaxPlaintext.
+	MaxPlaintext int
+	// Metrics, when set, is served at /metrics.
+	Metrics prometheus.Gatherer
+	Logger  hclog.Logger
+}
+
+// Server is the API server.
+type Server struct {
+	cfg     Config
+	grpc    *grpc.Server
+	handler http.Handler
+	http    *http.Server
+	logger  hclog.Logger
+}
+
+// New builds a server. It listens on nothing until Serve.
+func New(cfg Config) (*Server, error) {
+	if cfg.Keys == nil || cfg.Authn == nil || cfg.Status == nil || cfg.Ready == nil {
+		return nil, errors.New("new server: keys, authenticator, status and ready are required")
+	}
+	if cfg.MaxPlaintext <= 0 {
+		cfg.MaxPlaintext = DefaultMaxPlaintext
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.NewNullLogger()
+	}
+	logger := cfg.Logger.Named("api")
+
+	svc := &service{
+		keys:         cfg.Keys,
+		authn:        cfg.Authn,
+		status:       cfg.Status,
+		maxPlaintext: cfg.MaxPlaintext,
+		logger:       logger,
+	}
+
+	gs := grpc.NewServer(
+		grpc.MaxRecvMsgSize(maxRequestBytes),
+		grpc.ChainUnaryInterceptor(recoverUnary(logger)),
+	)
+	apiv1.RegisterBrokerServer(gs, svc)
+
+	gw := runtime.NewServeMux()
+	if err := apiv1.RegisterBrokerHandlerServer(context.Background(), gw, svc); err != nil {
+		return nil, fmt.Errorf("new server: register gateway: %w", err)
+	}
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/sys/health", healthHandler(cfg.Ready))
+	if cfg.Metrics != nil {
+		mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Metrics, promhttp.HandlerOpts{}))
+	}
+	mux.Handle("/", http.MaxBytesHandler(gw, maxRequestBytes))
+
+	s := &Server{cfg: cfg, grpc: gs, logger: logger}
+	s.handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ProtoMajor == 2 && strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc") {
+			gs.ServeHTTP(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+	return s, nil
+}
+
+// Handler returns the server's HTTP handler: gRPC for HTTP/2 requests with
+// a gRPC content type, HTTP/JSON and the system endpoints otherwise.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Serve accepts connections on ln until Shutdown. With tlsConfig nil it
+// speaks plain HTTP/1.1 and HTTP/2 without TLS (h2c prior knowledge), which
+// gRPC clients use with insecure credentials.
+func (s *Server) Serve(ln net.Listener, tlsConfig *tls.Config) error {
+	var protocols http.Protocols
+	protocols.SetHTTP1(true)
+	protocols.SetHTTP2(true)
+	if tlsConfig == nil {
+		protocols.SetUnencryptedHTTP2(true)
+	}
+	s.http = &http.Server{
+		Handler:           s.handler,
+		Protocols:         &protocols,
+		ReadHeaderTimeout: readHeaderTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		TLSConfig:         tlsConfig,
+		ErrorLog:          s.logger.StandardLogger(&hclog.StandardLoggerOptions{ForceLevel: hclog.Debug}),
+	}
+	s.logger.Info("serving API", "address", ln.Addr().String(), "tls", tlsConfig != nil)
+	var err error
+	if tlsConfig != nil {
+		err = s.http.ServeTLS(ln, "", "")
+	} else {
+		err = s.http.Serve(ln)
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting connections and waits for calls in flight until
+// ctx ends.
+func (s *Server) Shutdown(ctx context.Context) error {
+	if s.http == nil {
+		return nil
+	}
+	return s.http.Shutdown(ctx)
+}
+
+// healthHandler answers GET /v1/sys/health without authentication: 200
+// when ready, 503 when not. It reveals nothing but readiness.
+func healthHandler(ready func() bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, _ *http.Request) {
+		ok := ready()
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		if !ok {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+		_ = json.NewEncoder(w).Encode(struct {
+			Ready bool `json:"ready"`
+		}{ok})
+	}
+}
+
+// recoverUnary turns a panic in a handler into an internal error, so one
+// bad request cannot take the broker down.
+func recoverUnary(logger hclog.Logger) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				logger.Error("panic in handler", "method", info.FullMethod, "panic", fmt.Sprint(r))
+				err = status.Error(codes.Internal, "internal error; see the broker log")
+			}
+		}()
+		return handler(ctx, req)
+	}
+}

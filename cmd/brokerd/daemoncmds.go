@@ -1,0 +1,213 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/kmsbroker/kmsbroker/broker/auth"
+	"github.com/kmsbroker/kmsbroker/broker/config"
+	"github.com/kmsbroker/kmsbroker/broker/daemon"
+	"github.com/kmsbroker/kmsbroker/broker/keyring"
+)
+
+func newLogger(env *cmdEnv, level string) hclog.Logger {
+	return hclog.New(&hclog.LoggerOptions{
+		Name:   "brokerd",
+		Level:  hclog.LevelFromString(level),
+		Output: env.stderr,
+	})
+}
+
+// waitForSignal blocks until SIGINT or SIGTERM, or until the daemon's API
+// server stops on its own.
+func waitForSignal(d *daemon.Daemon, logger hclog.Logger) error {
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	select {
+	case sig := <-sigs:
+		logger.Info("shutting down", "signal", sig.String())
+		return nil
+	case err := <-d.Done():
+		if err != nil {
+			return fmt.Errorf("API server: %w", err)
+		}
+		return nil
+	}
+}
+
+func runServer(env *cmdEnv, args []string) error {
+	var path, level string
+	fs := newFlags(env, "server", "")
+	fs.StringVar(&path, "config", env.getenv("BROKER_CONFIG"), "config file (env BROKER_CONFIG)")
+	fs.StringVar(&level, "log-level", "", "log level; overrides the config's log_level")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if path == "" {
+		return errors.New("-config is required")
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		return err
+	}
+	if err := cfg.Validate(config.ValidateOptions{Server: true}); err != nil {
+		return err
+	}
+	if level == "" {
+		level = cfg.LogLevel
+	}
+	logger := newLogger(env, level)
+
+	d, err := daemon.Start(context.Background(), cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer d.Stop(context.Background())
+	return waitForSignal(d, logger)
+}
+
+// devConfig is the dev broker's config: each external purpose on its own
+// aead plugin with a fresh key, so the recovery file handed out holds the
+// recovery key only.
+const devConfig = `
+listener "tcp" {
+  address     = %q
+  tls_disable = true
+}
+storage "sqlite" { path = %q }
+%s
+kms "aead" {
+  purpose = ["root"]
+  key     = %q
+  key_id  = "dev-root"
+}
+kms "aead" {
+  purpose = ["worker-auth"]
+  key     = %q
+  key_id  = "dev-worker-auth"
+}
+%s
+kms "aead" {
+  purpose = ["config"]
+  key     = %q
+  key_id  = "dev-config"
+}
+`
+
+// devRecoveryBlock is written to recovery.hcl for recovery-token clients.
+const devRecoveryBlock = `kms "aead" {
+  purpose = ["recovery"]
+  key     = %q
+  key_id  = "dev-recovery"
+}
+`
+
+func randomKey() (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return base64.StdEncoding.EncodeToString(b), nil
+}
+
+func runDev(env *cmdEnv, args []string) error {
+	var listen, token, dataDir, level, pluginDir string
+	fs := newFlags(env, "dev", "")
+	fs.StringVar(&listen, "listen", "127.0.0.1:9200", "API address")
+	fs.StringVar(&token, "dev-token", env.getenv("BROKER_DEV_TOKEN"), "admin token to use instead of a random one (must look like a client token: kmsb. + 43 base64url chars)")
+	fs.StringVar(&dataDir, "data-dir", "", "directory for the database and recovery.hcl (default: a new temporary directory, removed at exit)")
+	fs.StringVar(&level, "log-level", "info", "log level")
+	fs.StringVar(&pluginDir, "plugin-dir", "", "plugin directory (default: beside brokerd)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if token != "" && !auth.ValidTokenSyntax(token) {
+		return errors.New("-dev-token must be kmsb. followed by 43 base64url characters (32 bytes)")
+	}
+
+	if dataDir == "" {
+		dir, err := os.MkdirTemp("", "brokerd-dev-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		dataDir = dir
+	} else if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return err
+	}
+
+	var keys [4]string
+	for i := range keys {
+		k, err := randomKey()
+		if err != nil {
+			return fmt.Errorf("generate dev key: %w", err)
+		}
+		keys[i] = k
+	}
+	recoveryBlock := fmt.Sprintf(devRecoveryBlock, keys[2])
+	pluginsBlock := ""
+	if pluginDir != "" {
+		pluginsBlock = fmt.Sprintf("plugins { directory = %q }", pluginDir)
+	}
+	src := fmt.Sprintf(devConfig, listen, filepath.Join(dataDir, "broker.db"), pluginsBlock,
+		keys[0], keys[1], recoveryBlock, keys[3])
+	cfg, err := config.Parse([]byte(src), "dev.hcl")
+	if err != nil {
+		return fmt.Errorf("dev config: %w", err)
+	}
+	if err := cfg.Validate(config.ValidateOptions{Server: true}); err != nil {
+		return fmt.Errorf("dev config: %w", err)
+	}
+	recoveryPath := filepath.Join(dataDir, "recovery.hcl")
+	if err := os.WriteFile(recoveryPath, []byte(recoveryBlock), 0o600); err != nil {
+		return fmt.Errorf("write %s: %w", recoveryPath, err)
+	}
+
+	logger := newLogger(env, level)
+	ctx := context.Background()
+	d, err := daemon.Start(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer d.Stop(ctx)
+
+	if _, err := d.Keyring().CreateScope(ctx, "global", "Global scope"); err != nil && !errors.Is(err, keyring.ErrScopeExists) {
+		return fmt.Errorf("create scope global: %w", err)
+	}
+	token, err = d.MintToken(ctx, token, "dev-admin", auth.RoleAdmin, nil, 0)
+	if err != nil {
+		return fmt.Errorf("create dev token: %w", err)
+	}
+
+	addr := "http://" + d.Addr().String()
+	fmt.Fprintf(env.stdout, `
+brokerd is running in dev mode: keys live in %s and vanish with it.
+Do not run dev mode in production.
+
+    export BROKER_ADDR=%s
+    export BROKER_TOKEN=%s
+
+Recovery KMS block: %s
+
+Try:
+    brokerd scopes create -id=o_demo
+    echo -n secret | brokerd encrypt -scope=o_demo -purpose=database -
+
+`, dataDir, addr, token, recoveryPath)
+	return waitForSignal(d, logger)
+}
+
+func runVersion(env *cmdEnv, _ []string) error {
+	_, err := fmt.Fprintln(env.stdout, "brokerd", daemon.Version)
+	return err
+}

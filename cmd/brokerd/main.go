@@ -1,0 +1,131 @@
+// Command brokerd is the kmsbroker daemon and its command-line client.
+//
+// One binary serves every role: `brokerd server` and `brokerd dev` run the
+// broker; every other command is a client of a running broker. Flags follow
+// the HashiCorp style, -flag=value.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+)
+
+// command is one brokerd subcommand.
+type command struct {
+	synopsis string
+	run      func(env *cmdEnv, args []string) error
+}
+
+// cmdEnv is what a command reads and writes, so tests can drive commands
+// without a process.
+type cmdEnv struct {
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
+	getenv func(string) string
+}
+
+// errUsage marks an error the user fixes by changing the command line; the
+// flag package has already printed the usage for it.
+var errUsage = errors.New("usage")
+
+func commands() map[string]command {
+	return map[string]command{
+		"server":        {"Run the broker from a config file", runServer},
+		"dev":           {"Run a throw-away broker with local keys", runDev},
+		"status":        {"Show each purpose's plugin and the store", runStatus},
+		"scopes create": {"Create a scope", runScopesCreate},
+		"scopes list":   {"List scopes", runScopesList},
+		"scopes read":   {"Read one scope", runScopesRead},
+		"encrypt":       {"Encrypt a value with a scope's data key", runEncrypt},
+		"decrypt":       {"Decrypt an envelope", runDecrypt},
+		"version":       {"Print the version", runVersion},
+	}
+}
+
+func main() {
+	env := &cmdEnv{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv}
+	os.Exit(run(env, os.Args[1:]))
+}
+
+// run dispatches args to a command and returns the exit code: 0 on
+// success, 1 on failure, 2 on a usage error.
+func run(env *cmdEnv, args []string) int {
+	cmds := commands()
+	name, rest := lookup(cmds, args)
+	if name == "" {
+		if len(args) > 0 && args[0] != "-h" && args[0] != "-help" && args[0] != "help" {
+			fmt.Fprintf(env.stderr, "brokerd: unknown command %q\n\n", strings.Join(args, " "))
+		}
+		usage(env.stderr, cmds)
+		return 2
+	}
+	err := cmds[name].run(env, rest)
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp), errors.Is(err, errUsage):
+		return 2
+	default:
+		fmt.Fprintf(env.stderr, "brokerd %s: %v\n", name, err)
+		return 1
+	}
+}
+
+// lookup finds the longest command name that prefixes args.
+func lookup(cmds map[string]command, args []string) (string, []string) {
+	if len(args) >= 2 {
+		if _, ok := cmds[args[0]+" "+args[1]]; ok {
+			return args[0] + " " + args[1], args[2:]
+		}
+	}
+	if len(args) >= 1 {
+		if _, ok := cmds[args[0]]; ok {
+			return args[0], args[1:]
+		}
+	}
+	return "", nil
+}
+
+func usage(w io.Writer, cmds map[string]command) {
+	names := make([]string, 0, len(cmds))
+	for n := range cmds {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	fmt.Fprintln(w, "Usage: brokerd <command> [-flag=value ...]")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Commands:")
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-15s %s\n", n, cmds[n].synopsis)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Run \"brokerd <command> -help\" for a command's flags.")
+}
+
+// newFlags returns a flag set that reports errors instead of exiting.
+func newFlags(env *cmdEnv, name, args string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(env.stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(env.stderr, "Usage: brokerd %s [flags] %s\n\nFlags:\n", name, args)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parseFlags parses args and maps flag errors to errUsage.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return errUsage
+	}
+	return nil
+}

@@ -1,0 +1,32 @@
+// Package e2e holds the end-to-end tests of kmsbroker: the built brokerd
+// and plugins driven through their CLI and API against real KMS servers.
+//
+// The harness lives in small packages below this one:
+//
+//   - binaries builds brokerd and the plugins once per test binary.
+//   - awskms runs an AWS KMS API server: the local-kms emulator, which it
+//     installs with `go install` at a pinned version into a cache outside
+//     the repository, or the endpoint in BROKER_E2E_AWS_ENDPOINT.
+//   - vault runs Vault or OpenBao with transit: the server in VAULT_ADDR
+//     and VAULT_TOKEN, or `vault server -dev` / `bao server -dev` from
+//     PATH; without either, tests that need it skip with one line that
+//     says what to install.
+//   - proc starts those servers as child processes that die with the test.
+//   - loopback hands out free loopback ports.
+//
+// Environment:
+//
+//	BROKER_E2E_AWS_ENDPOINT          AWS KMS API to use instead of the emulator
+//	BROKER_E2E_AWS_REGION            its region (default us-east-1)
+//	BROKER_E2E_AWS_ACCESS_KEY_ID     its credentials (default "test", as LocalStack takes)
+//	BROKER_E2E_AWS_SECRET_ACCESS_KEY
+//	BROKER_E2E_CACHE                 where the emulator is installed
+//	                                 (default: the user cache directory/kmsbroker-e2e)
+//	VAULT_ADDR, VAULT_TOKEN          Vault to use instead of a dev server;
+//	                                 the token must mount engines and write policies
+//
+// Every server announces itself in the test log with a line starting
+// "e2e: AWS KMS API:" or "e2e: Vault:", and a missing Vault with
+// "e2e: SKIP Vault transit:", so a run's output shows which servers were
+// real.
+package e2e
