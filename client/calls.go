@@ -2,6 +2,8 @@ package client
 
 import (
 	"context"
+	"fmt"
+	"time"
 
 	apiv1 "github.com/kmsbroker/kmsbroker/proto/api/v1"
 )
@@ -68,4 +70,104 @@ func (c *Client) Status(ctx context.Context) (*apiv1.StatusResponse, error) {
 	ctx, cancel := c.ctx(ctx)
 	defer cancel()
 	return c.api.Status(ctx, &apiv1.StatusRequest{})
+}
+
+// ReEncrypt returns the envelope's plaintext sealed under the newest key
+// version.
+func (c *Client) ReEncrypt(ctx context.Context, scope, purpose string, envelope, aad []byte) ([]byte, uint32, error) {
+	ctx, cancel := c.ctx(ctx)
+	defer cancel()
+	resp, err := c.api.ReEncrypt(ctx, &apiv1.ReEncryptRequest{ScopeId: scope, Purpose: purpose, Ciphertext: envelope, Aad: aad})
+	if err != nil {
+		return nil, 0, err
+	}
+	return resp.GetCiphertext(), resp.GetKeyVersion(), nil
+}
+
+// DeriveKey derives length bytes for a user's session from the scope's
+// sessions key, version 0 meaning the newest; it returns the key and the
+// version used, which re-derives the same bytes.
+func (c *Client) DeriveKey(ctx context.Context, scope, user, session string, length int, version uint32) ([]byte, uint32, error) {
+	ctx, cancel := c.ctx(ctx)
+	defer cancel()
+	if length < 0 {
+		return nil, 0, fmt.Errorf("derive key: negative length %d", length)
+	}
+	resp, err := c.api.DeriveKey(ctx, &apiv1.DeriveKeyRequest{ScopeId: scope, UserId: user, SessionId: session,
+		Length: uint32(length), KeyVersion: version})
+	if err != nil {
+		return nil, 0, err
+	}
+	return resp.GetKey(), resp.GetKeyVersion(), nil
+}
+
+// RotateKeys adds new KEK and DEK versions to a scope; with rewrap, older
+// DEK versions are re-encrypted under the new KEK.
+func (c *Client) RotateKeys(ctx context.Context, scope string, rewrap bool) (*apiv1.Scope, error) {
+	ctx, cancel := c.ctx(ctx)
+	defer cancel()
+	resp, err := c.api.RotateKeys(ctx, &apiv1.RotateKeysRequest{ScopeId: scope, Rewrap: rewrap})
+	if err != nil {
+		return nil, err
+	}
+	return resp.GetScope(), nil
+}
+
+// RewrapKeys re-encrypts one scope's KEK versions under the current root
+// key; an empty scope rewraps every scope.
+func (c *Client) RewrapKeys(ctx context.Context, scope string) (*apiv1.RewrapKeysResponse, error) {
+	ctx, cancel := c.ctx(ctx)
+	defer cancel()
+	return c.api.RewrapKeys(ctx, &apiv1.RewrapKeysRequest{ScopeId: scope, All: scope == ""})
+}
+
+// KeyVersions lists a scope's key versions.
+func (c *Client) KeyVersions(ctx context.Context, scope string) ([]*apiv1.KeyVersion, error) {
+	ctx, cancel := c.ctx(ctx)
+	defer cancel()
+	resp, err := c.api.ListKeyVersions(ctx, &apiv1.ListKeyVersionsRequest{ScopeId: scope})
+	if err != nil {
+		return nil, err
+	}
+	return resp.GetVersions(), nil
+}
+
+// DestroyKeyVersion destroys the key version with the given stable id.
+func (c *Client) DestroyKeyVersion(ctx context.Context, scope, versionID string) error {
+	ctx, cancel := c.ctx(ctx)
+	defer cancel()
+	_, err := c.api.DestroyKeyVersion(ctx, &apiv1.DestroyKeyVersionRequest{ScopeId: scope, VersionId: versionID})
+	return err
+}
+
+// CreateToken makes a client token and returns it with its secret, which
+// the broker never shows again. A ttl of 0 never expires.
+func (c *Client) CreateToken(ctx context.Context, name, role string, scopes []string, ttl time.Duration) (*apiv1.Token, string, error) {
+	ctx, cancel := c.ctx(ctx)
+	defer cancel()
+	resp, err := c.api.CreateToken(ctx, &apiv1.CreateTokenRequest{Name: name, Role: role, Scopes: scopes,
+		TtlSeconds: int64(ttl / time.Second)})
+	if err != nil {
+		return nil, "", err
+	}
+	return resp.GetToken(), resp.GetSecret(), nil
+}
+
+// ListTokens lists client tokens without their secrets.
+func (c *Client) ListTokens(ctx context.Context) ([]*apiv1.Token, error) {
+	ctx, cancel := c.ctx(ctx)
+	defer cancel()
+	resp, err := c.api.ListTokens(ctx, &apiv1.ListTokensRequest{})
+	if err != nil {
+		return nil, err
+	}
+	return resp.GetTokens(), nil
+}
+
+// RevokeToken revokes a client token by id.
+func (c *Client) RevokeToken(ctx context.Context, id string) error {
+	ctx, cancel := c.ctx(ctx)
+	defer cancel()
+	_, err := c.api.RevokeToken(ctx, &apiv1.RevokeTokenRequest{Id: id})
+	return err
 }

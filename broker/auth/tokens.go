@@ -6,10 +6,29 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/kmsbroker/kmsbroker/broker/store"
 )
+
+// ErrTokenNotFound means no client token has the given id.
+var ErrTokenNotFound = errors.New("token not found")
+
+// TokenInfo describes a client token; it never holds the secret.
+type TokenInfo struct {
+	ID     string
+	Name   string
+	Role   Role
+	Scopes []string
+	// CreateTime, ExpireTime (zero: never) and RevokeTime (zero: live).
+	CreateTime, ExpireTime, RevokeTime time.Time
+}
+
+func tokenInfo(t store.Token) TokenInfo {
+	return TokenInfo{ID: t.ID, Name: t.Name, Role: Role(t.Role), Scopes: t.Scopes,
+		CreateTime: t.CreateTime, ExpireTime: t.ExpireTime, RevokeTime: t.RevokeTime}
+}
 
 // Tokens creates and verifies client tokens kept, as hashes, in the store.
 type Tokens struct {
@@ -25,25 +44,25 @@ func NewTokens(st store.AuthStore) *Tokens {
 // Create stores a new token and returns its secret, shown to the caller
 // once. A non-empty secret is used instead of a random one (dev mode's
 // -dev-token); it must pass ValidTokenSyntax. A ttl of 0 never expires.
-func (t *Tokens) Create(ctx context.Context, secret, name string, role Role, scopes []string, ttl time.Duration) (string, store.Token, error) {
+func (t *Tokens) Create(ctx context.Context, secret, name string, role Role, scopes []string, ttl time.Duration) (string, TokenInfo, error) {
 	if _, err := ParseRole(string(role)); err != nil {
-		return "", store.Token{}, fmt.Errorf("create token: %w", err)
+		return "", TokenInfo{}, fmt.Errorf("create token: %w", err)
 	}
 	var hash []byte
 	if secret == "" {
 		var err error
 		if secret, hash, err = NewToken(); err != nil {
-			return "", store.Token{}, err
+			return "", TokenInfo{}, err
 		}
 	} else {
 		if !ValidTokenSyntax(secret) {
-			return "", store.Token{}, errors.New("create token: the given secret is not a client token")
+			return "", TokenInfo{}, errors.New("create token: the given secret is not a client token")
 		}
 		hash = HashToken(secret)
 	}
 	id, err := tokenID()
 	if err != nil {
-		return "", store.Token{}, err
+		return "", TokenInfo{}, err
 	}
 	now := t.now().UTC()
 	tok := store.Token{ID: id, Name: name, Role: string(role), Scopes: scopes, Hash: hash, CreateTime: now}
@@ -51,9 +70,41 @@ func (t *Tokens) Create(ctx context.Context, secret, name string, role Role, sco
 		tok.ExpireTime = now.Add(ttl)
 	}
 	if err := t.store.CreateToken(ctx, tok); err != nil {
-		return "", store.Token{}, fmt.Errorf("create token %s: %w", name, err)
+		return "", TokenInfo{}, fmt.Errorf("create token %s: %w", name, err)
 	}
-	return secret, tok, nil
+	return secret, tokenInfo(tok), nil
+}
+
+// List returns every client token, revoked and expired ones included.
+func (t *Tokens) List(ctx context.Context) ([]TokenInfo, error) {
+	toks, err := t.store.ListTokens(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list tokens: %w", err)
+	}
+	out := make([]TokenInfo, len(toks))
+	for i, tok := range toks {
+		out[i] = tokenInfo(tok)
+	}
+	return out, nil
+}
+
+// Revoke revokes the client token with the given id. The built-in
+// principals are not tokens and cannot be revoked.
+func (t *Tokens) Revoke(ctx context.Context, id string) error {
+	switch {
+	case id == RecoveryPrincipal || id == AnonymousPrincipal || strings.HasPrefix(id, workerPrincipalPrefix):
+		return fmt.Errorf("revoke token: %w: %s is a built-in principal, not a token", ErrPermissionDenied, id)
+	case id == "":
+		return fmt.Errorf("revoke token: %w: empty id", ErrTokenNotFound)
+	}
+	err := t.store.RevokeToken(ctx, id, t.now().UTC())
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("revoke token %s: %w", id, ErrTokenNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("revoke token %s: %w", id, err)
+	}
+	return nil
 }
 
 // Authenticate returns the principal of a client token. Every way a token

@@ -46,8 +46,8 @@ func ConfigBlock(src []byte, filename string) (*KMS, error) {
 		}
 		if found != nil {
 			return nil, asError(hcl.Diagnostics{errorf(b.DefRange(),
-				"purpose %q is already served by kms %q at %s; each purpose is served by exactly one block",
-				purpose.Config, found.Labels[0], found.DefRange())})
+				"purpose %q is already served by kms %q at %s; %s",
+				purpose.Config, found.Labels[0], found.DefRange(), onePerPurpose)})
 		}
 		found = b
 		name = blockName(b.Labels[0], counts[b.Labels[0]])
@@ -81,7 +81,10 @@ func servesConfig(b *hclsyntax.Block) bool {
 	}
 	for _, e := range elems {
 		v, diags := e.Value(nil)
-		if !diags.HasErrors() && v.Type().Equals(cty.String) && !v.IsNull() && v.AsString() == string(purpose.Config) {
+		if diags.HasErrors() || !v.Type().Equals(cty.String) || v.IsNull() {
+			continue
+		}
+		if v.AsString() == string(purpose.Config) {
 			return true
 		}
 	}
@@ -101,7 +104,7 @@ func cycle(src []byte, rng hcl.Range) hcl.Diagnostics {
 	for _, m := range ms {
 		width := utf8.RuneCount(src[rng.Start.Byte+m.Start : rng.Start.Byte+m.End])
 		diag := errorf(markerRange(rng, m.Line, m.Column, width),
-			"the kms block serving purpose %q cannot hold a %s marker: it would be needed to decrypt itself",
+			"the kms block serving purpose %q cannot hold {{%s(...)}}: it would be needed to decrypt itself",
 			purpose.Config, m.Op)
 		diag.Extra = kind{ErrCycle}
 		diags = append(diags, diag)

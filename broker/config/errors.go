@@ -121,7 +121,6 @@ var safeDetail = []string{
 	"Unsupported block type",
 	"Missing required argument",
 	"Attribute redefined",
-	"Unsuitable value type",
 	"Extraneous label for ",
 	"Unexpected ",
 }

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+
+	"github.com/kmsbroker/kmsbroker/broker/purpose"
 )
 
 // addSeeds adds every file matching pattern to the fuzz corpus.
@@ -73,6 +75,32 @@ func FuzzParse(f *testing.F) {
 		}
 		if !slices.Contains(LogLevels, c.LogLevel) {
 			t.Fatalf("log level %q accepted", c.LogLevel)
+		}
+	})
+}
+
+// FuzzConfigBlock checks that ConfigBlock never panics, that its errors
+// are *Error values with positions, and that a block it returns serves
+// config and holds no marker.
+func FuzzConfigBlock(f *testing.F) {
+	addSeeds(f, "testdata/configblock/*.hcl")
+	addSeeds(f, "testdata/*.hcl")
+	f.Fuzz(func(t *testing.T, src []byte) {
+		k, err := ConfigBlock(src, "fuzz.hcl")
+		if err != nil {
+			var cfgErr *Error
+			if !errors.As(err, &cfgErr) || len(cfgErr.Diagnostics) == 0 {
+				t.Fatalf("error %v is %T, want *Error with diagnostics", err, err)
+			}
+			for _, d := range cfgErr.Diagnostics {
+				if d.Subject == nil || d.Subject.Start.Line < 1 {
+					t.Fatalf("diagnostic without position: %s", formatDiag(d))
+				}
+			}
+			return
+		}
+		if k != nil && !slices.Contains(k.Purposes, purpose.Config) {
+			t.Fatalf("block %s returned without the config purpose", k.Name)
 		}
 	})
 }

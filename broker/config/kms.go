@@ -38,6 +38,9 @@ var kmsSchema = func() *hcl.BodySchema {
 	return s
 }()
 
+// onePerPurpose ends the error for a purpose served twice.
+const onePerPurpose = "each purpose is served by exactly one block"
+
 // routes records, per purpose, the block that serves it, to report a
 // purpose served twice.
 type routes map[purpose.Purpose]*hcl.Block
@@ -154,15 +157,16 @@ func (d *decoder) purposes(block *hcl.Block, attr *hcl.Attribute, k *KMS, seen r
 			continue
 		}
 		if first, dup := seen[p]; dup {
-			d.add(errorf(rng, "purpose %q is already served by kms %q at %s; each purpose is served by exactly one block",
-				p, first.Labels[0], first.DefRange))
+			d.add(errorf(rng, "purpose %q is already served by kms %q at %s; %s",
+				p, first.Labels[0], first.DefRange, onePerPurpose))
 			continue
 		}
 		seen[p] = block
 		k.Purposes = append(k.Purposes, p)
 	}
 	if slices.Contains(k.Purposes, purpose.Root) && slices.Contains(k.Purposes, purpose.PreviousRoot) {
-		d.add(errorf(attr.Expr.Range(), "one block cannot serve both root and previous-root; previous-root is the key being retired"))
+		d.add(errorf(attr.Expr.Range(),
+			"one block cannot serve both root and previous-root; previous-root is the key being retired"))
 	}
 }
 

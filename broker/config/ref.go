@@ -28,6 +28,9 @@ const (
 // value itself otherwise.
 // An unset variable or an unreadable file is an error at rng naming the
 // attribute, never the value or what it refers to.
+//
+// TODO: a literal value that starts with env:// or file:// cannot be
+// written; there is no escape yet.
 func resolveRef(attr, value string, rng hcl.Range) (string, *hcl.Diagnostic) {
 	switch {
 	case strings.HasPrefix(value, envPrefix):

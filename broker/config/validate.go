@@ -24,10 +24,12 @@ func (c *Config) Validate(opts ValidateOptions) error {
 	var diags hcl.Diagnostics
 	if opts.Server {
 		if c.Block(purpose.Root) == nil {
-			diags = append(diags, errorf(c.start, "no kms block serves purpose %q, which brokerd server requires", purpose.Root))
+			diags = append(diags, errorf(c.start,
+				"no kms block serves purpose %q, which brokerd server requires", purpose.Root))
 		}
 		if !c.hasListener {
-			diags = append(diags, errorf(c.start, "no listener block, which brokerd server requires: the default listener needs tls_cert_file and tls_key_file unless tls_disable = true"))
+			diags = append(diags, errorf(c.start, "no listener block, which brokerd server requires: "+
+				"the default listener needs tls_cert_file and tls_key_file unless tls_disable = true"))
 		}
 	}
 	return asError(diags)

@@ -45,6 +45,7 @@ type Daemon struct {
 	tokens   *auth.Tokens
 	server   *server.Server
 	listener net.Listener
+	registry *prometheus.Registry
 	serveErr chan error
 	stopOnce sync.Once
 }
@@ -64,8 +65,8 @@ func Start(ctx context.Context, cfg *config.Config, logger hclog.Logger) (_ *Dae
 		}
 	}()
 
-	registry := prometheus.NewRegistry()
-	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	d.registry = prometheus.NewRegistry()
+	d.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	if err := d.startPlugins(ctx); err != nil {
 		return nil, err
@@ -85,15 +86,29 @@ func Start(ctx context.Context, cfg *config.Config, logger hclog.Logger) (_ *Dae
 		return nil, err
 	}
 	d.store = st
-	d.keys = keyring.New(st, d.router, keyring.Options{}, logger.Named("keyring"))
+	d.keys = keyring.New(st, d.router, keyring.Options{}, logger)
 	d.tokens = auth.NewTokens(st)
 
+	if err := d.router.ProbeRoot(ctx); err != nil {
+		// The broker still starts: readiness stays false and status shows
+		// the root block's error until the KMS answers.
+		logger.Error("root KMS probe failed", "purpose", "root", "error", err)
+	}
+
 	srv, err := server.New(server.Config{
-		Keys:    d.keys,
-		Authn:   d.tokens,
+		Keys:   d.keys,
+		Tokens: d.tokens,
+		Authn: &auth.Authenticator{
+			Tokens: d.tokens,
+			OneTime: &auth.OneTimeVerifier{
+				KMS:    d.router,
+				Nonces: st,
+			},
+			Logger: logger,
+		},
 		Status:  d.status,
 		Ready:   d.ready,
-		Metrics: registry,
+		Metrics: d.registry,
 		Logger:  logger,
 	})
 	if err != nil {
@@ -127,17 +142,9 @@ func (d *Daemon) startPlugins(ctx context.Context) error {
 	results := make(chan started, len(d.cfg.KMS))
 	for _, blk := range d.cfg.KMS {
 		go func() {
-			p, err := pluginhost.Start(ctx, pluginhost.Config{
-				Name:         blk.Name,
-				Type:         blk.Type,
-				Directory:    d.cfg.Plugins.Directory,
-				Path:         blk.PluginPath,
-				SHA256:       blk.PluginSHA256,
-				Settings:     blk.Settings,
-				Timeout:      blk.Timeout,
-				StartTimeout: blk.StartTimeout,
-				Logger:       d.logger,
-			})
+			pc := pluginhost.BlockConfig(blk, d.cfg.Plugins.Directory, d.logger)
+			pc.Registerer = d.registry
+			p, err := pluginhost.Start(ctx, pc)
 			results <- started{blk.Name, p, err}
 		}()
 	}

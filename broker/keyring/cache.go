@@ -1,6 +1,7 @@
 package keyring
 
 import (
+	"bytes"
 	"container/list"
 	"sync"
 	"sync/atomic"
@@ -153,6 +154,44 @@ func (e *scopeEntry) retire(next *scopeEntry) {
 	}
 	clear(e.keks)
 	clear(e.deks)
+}
+
+// copyKeysInto gives w, an unpublished working entry, its own copies of
+// the keys e has for versions that are live in w under the same stable
+// id. Copies, not shared pointers, because e stays in use and w's keys
+// are zeroed independently.
+func (e *scopeEntry) copyKeysInto(w *scopeEntry) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.retired {
+		return
+	}
+	for v, k := range e.keks {
+		if r, ok := w.roots[v]; ok && r.ID == k.id && r.DestroyTime.IsZero() {
+			if c, err := newSecretKey(k.id, bytes.Clone(k.raw)); err == nil {
+				w.keks[v] = c
+			}
+		}
+	}
+	for ref, k := range e.deks {
+		if d, ok := w.data[ref]; ok && d.ID == k.id && d.DestroyTime.IsZero() {
+			if c, err := newSecretKey(k.id, bytes.Clone(k.raw)); err == nil {
+				w.deks[ref] = c
+			}
+		}
+	}
+}
+
+// copyRaw returns a copy of the raw bytes of data key version ref, which
+// the caller must zero, or false if the entry is retired or lacks it.
+func (e *scopeEntry) copyRaw(ref dataRef) ([]byte, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	k := e.deks[ref]
+	if e.retired || k == nil {
+		return nil, false
+	}
+	return bytes.Clone(k.raw), true
 }
 
 func (e *scopeEntry) rootRow(v uint32) (store.RootKeyVersion, bool) {

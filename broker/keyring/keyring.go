@@ -35,6 +35,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	wrapping "github.com/hashicorp/go-kms-wrapping/v2"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/singleflight"
 	"google.golang.org/protobuf/proto"
 
@@ -43,12 +44,16 @@ import (
 
 // RootKMS is the external root purpose as the keyring sees it. The keyring
 // passes the additional data to bind (scope id and KEK version); the
-// implementation must bind it or fail, never ignore it. UnwrapRoot chooses
-// the key by the blob's key id, so KEKs wrapped by a root key being
-// retired (previous-root) still unwrap.
+// implementation must bind it or fail, never ignore it.
 type RootKMS interface {
+	// WrapRoot encrypts a KEK with the current root key.
 	WrapRoot(ctx context.Context, key, aad []byte) (*wrapping.BlobInfo, error)
+	// UnwrapRoot decrypts a KEK with the root key, or with previous-root
+	// for KEKs wrapped by a root key being retired.
 	UnwrapRoot(ctx context.Context, blob *wrapping.BlobInfo, aad []byte) ([]byte, error)
+	// RootKeyID returns the key id that WrapRoot's blobs carry in
+	// KeyInfo.KeyId now. It should not call the KMS.
+	RootKeyID(ctx context.Context) (string, error)
 }
 
 // Errors callers handle. Every error the keyring returns either is or
@@ -130,6 +135,9 @@ type Options struct {
 	// generation is checked against the store; 0 means DefaultStaleAfter,
 	// a negative value means never (a single broker that owns its store).
 	StaleAfter time.Duration
+	// Registerer, if set, receives the keyring's metrics: cache hits,
+	// misses, root KMS calls and cached scopes.
+	Registerer prometheus.Registerer
 }
 
 // Keyring holds the scopes' key hierarchy. It is safe for concurrent use.
@@ -160,7 +168,7 @@ func New(st store.KeyStore, root RootKMS, opts Options, logger hclog.Logger) *Ke
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
-	return &Keyring{
+	k := &Keyring{
 		st:         st,
 		root:       root,
 		now:        opts.Now,
@@ -168,6 +176,10 @@ func New(st store.KeyStore, root RootKMS, opts Options, logger hclog.Logger) *Ke
 		log:        logger.Named("keyring"),
 		cache:      newCache(opts.CacheSize),
 	}
+	if opts.Registerer != nil {
+		k.registerMetrics(opts.Registerer)
+	}
+	return k
 }
 
 // Close zeroes all cached key material. Calls after Close fail with

@@ -33,6 +33,9 @@ const (
 	// so running out takes a dozen-plus changes to one scope inside one
 	// operation, which is an operator loop gone wrong, not load.
 	maxChangeAttempts = 16
+	// maxVersionIDLen bounds a version id from a request; ours are 20
+	// characters, so anything much longer cannot match and is not echoed.
+	maxVersionIDLen = 64
 	// changeBackoff is the base of the random pause between attempts,
 	// which spreads out brokers that collided.
 	changeBackoff = 2 * time.Millisecond
@@ -345,6 +348,9 @@ func (k *Keyring) KeyVersions(ctx context.Context, scopeID string) ([]KeyVersion
 // Other brokers on the same store stop using the version within
 // Options.StaleAfter.
 func (k *Keyring) DestroyKeyVersion(ctx context.Context, scopeID, versionID string) error {
+	if versionID == "" || len(versionID) > maxVersionIDLen {
+		return fmt.Errorf("destroy key version of scope %q: %w", scopeID, ErrKeyVersionNotFound)
+	}
 	var desc []any
 	err := k.change(ctx, scopeID, func(w *scopeEntry) (store.KeyChanges, error) {
 		ch := store.KeyChanges{Destroy: []string{versionID}, DestroyTime: k.now().UTC()}
@@ -367,7 +373,7 @@ func (k *Keyring) DestroyKeyVersion(ctx context.Context, scopeID, versionID stri
 			if n > 0 {
 				return ch, fmt.Errorf("root key version %d: %w: %d live data key versions; rewrap first", v, ErrKeyVersionInUse, n)
 			}
-			desc = []any{"key", RootKey, "key_version", v}
+			desc = []any{"purpose", RootKey, "key_version", v}
 			return ch, nil
 		}
 		for ref, d := range w.data {
@@ -381,7 +387,7 @@ func (k *Keyring) DestroyKeyVersion(ctx context.Context, scopeID, versionID stri
 			if ref.version == w.newest[ref.code] {
 				return ch, fmt.Errorf("%s key version %d: %w", p, ref.version, ErrKeyVersionActive)
 			}
-			desc = []any{"key", DataKey, "purpose", p, "key_version", ref.version}
+			desc = []any{"purpose", p, "key_version", ref.version}
 			return ch, nil
 		}
 		return ch, ErrKeyVersionNotFound

@@ -25,6 +25,11 @@ func (k *Keyring) entry(ctx context.Context, id string) (*scopeEntry, error) {
 	}
 	k.stats.misses.Add(1)
 	v, err := k.shared(ctx, "load\x00"+id, func(ctx context.Context) (any, error) {
+		// A flight that ended just before this one began may have
+		// loaded the scope already.
+		if e := k.cache.get(id); e != nil {
+			return e, nil
+		}
 		return k.load(ctx, id)
 	})
 	if err != nil {
@@ -113,6 +118,11 @@ func (k *Keyring) kekFor(ctx context.Context, e *scopeEntry, v uint32) (*secretK
 	}
 	key := "kek\x00" + strconv.FormatUint(e.uid, 10) + "\x00" + strconv.FormatUint(uint64(v), 10)
 	res, err := k.shared(ctx, key, func(ctx context.Context) (any, error) {
+		if sk, retired := e.kek(v); retired {
+			return nil, errRetired
+		} else if sk != nil {
+			return sk, nil
+		}
 		sk, err := k.unwrapRoot(ctx, e.id, r)
 		if err != nil {
 			return nil, err

@@ -39,6 +39,10 @@ const ExecutablePrefix = "kmsbroker-plugin-"
 // enough to recognise it, short enough for one log line.
 const quoteLimit = 64
 
+// exitWait is how long a failed handshake waits for a process that closed
+// its stdout to be reaped, so the error can give its exit status.
+const exitWait = time.Second
+
 // stopGrace is how long a plugin gets to exit after the host asks it to,
 // before it is killed. go-plugin itself waits 2s after a clean shutdown
 // request; this bounds the request too, for a plugin that hangs.
@@ -52,9 +56,11 @@ type instance struct {
 	rpc    pluginv1.WrapperClient
 	desc   *pluginv1.DescribeResponse
 	conf   *pluginv1.ConfigureResponse
-	// scrub replaces setting values in the plugin's messages.
-	scrub   *strings.Replacer
-	readyAt time.Time
+	// scrub replaces secret setting values in the plugin's messages;
+	// scrubAll replaces every setting value, for configuration errors.
+	scrub    *strings.Replacer
+	scrubAll *strings.Replacer
+	readyAt  time.Time
 
 	brokenOnce sync.Once
 	broken     chan struct{}
@@ -217,6 +223,7 @@ func (p *Plugin) launch(ctx context.Context) (_ *instance, err error) {
 		broken: make(chan struct{}),
 		scrub:  sdk.NewRedactor(p.cfg.Settings, func(string) bool { return true }),
 	}
+	in.scrubAll = in.scrub
 
 	in.desc, err = rpc.Describe(ctx, &pluginv1.DescribeRequest{})
 	if err != nil {
@@ -238,7 +245,9 @@ func (p *Plugin) launch(ctx context.Context) (_ *instance, err error) {
 		known[s.GetName()] = true
 		secret[s.GetName()] = s.GetSecret()
 	}
-	in.scrub = sdk.NewRedactor(p.cfg.Settings, func(name string) bool { return secret[name] || !known[name] })
+	isSecret := func(name string) bool { return secret[name] || !known[name] }
+	in.scrubAll = sdk.NewRedactor(p.cfg.Settings, isSecret)
+	in.scrub = sdk.NewRedactor(secretSettings(p.cfg.Settings, isSecret), isSecret)
 	if err := checkSettings(p.cfg.Settings, known); err != nil {
 		return nil, p.startErr(path, ErrInvalidConfig, "%v", err)
 	}
@@ -252,6 +261,17 @@ func (p *Plugin) launch(ctx context.Context) (_ *instance, err error) {
 		"key_id", in.conf.GetKeyId(), "plugin_version", in.desc.GetPluginVersion(),
 		"aad", in.aad())
 	return in, nil
+}
+
+// secretSettings returns the settings for which secret is true.
+func secretSettings(settings map[string]string, secret func(string) bool) map[string]string {
+	out := make(map[string]string)
+	for name, value := range settings {
+		if secret(name) {
+			out[name] = value
+		}
+	}
+	return out
 }
 
 // checkSettings rejects settings the plugin did not declare, naming the
@@ -286,12 +306,12 @@ func (p *Plugin) startErr(path string, sentinel error, format string, args ...an
 // rpcStartErr explains a failed describe or configure call.
 func (p *Plugin) rpcStartErr(ctx context.Context, path string, in *instance, op string, err error) error {
 	st := status.Convert(err)
-	msg := in.scrub.Replace(st.Message())
+	msg := strings.TrimPrefix(in.scrub.Replace(st.Message()), op+": ")
 	switch {
 	case ctx.Err() != nil:
 		return p.startErr(path, ErrUnavailable, "no answer to %s within start timeout %s", op, p.cfg.StartTimeout)
 	case st.Code() == codes.InvalidArgument && op == "configure":
-		return p.startErr(path, ErrInvalidConfig, "%s", strings.TrimPrefix(msg, "configure: "))
+		return p.startErr(path, ErrInvalidConfig, "%s", strings.TrimPrefix(in.scrubAll.Replace(st.Message()), op+": "))
 	case st.Code() == codes.Unimplemented:
 		return p.startErr(path, ErrBadPlugin, "%s is not implemented: %s", op, msg)
 	default:
@@ -318,6 +338,14 @@ func (p *Plugin) handshakeErr(ctx context.Context, path string, proc *process, e
 			return p.startErr(path, ErrBadPlugin, "serves the net/rpc transport, this broker needs gRPC")
 		}
 	}
+	if _, complete := firstLine(head); !complete && ctx.Err() == nil {
+		// Stdout closed without a line: the process is exiting. Give the
+		// reaper a moment so the error can report the exit status.
+		select {
+		case <-proc.exited:
+		case <-time.After(exitWait):
+		}
+	}
 	if st := proc.exitState(); st != nil && ctx.Err() == nil {
 		msg := fmt.Sprintf("exited before the handshake (%s)", st)
 		if len(head) > 0 {
@@ -338,7 +366,7 @@ func (p *Plugin) handshakeErr(ctx context.Context, path string, proc *process, e
 		}
 		return p.startErr(path, ErrUnavailable, "%s", msg)
 	}
-	return p.startErr(path, ErrUnavailable, "handshake: %v", err)
+	return p.startErr(path, ErrUnavailable, "handshake: %s", strings.ReplaceAll(err.Error(), "\n", "; "))
 }
 
 // isHandshake reports whether parts look like a go-plugin handshake line:

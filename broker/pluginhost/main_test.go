@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/rpc"
 	"os"
 	"path/filepath"
 	"sort"
@@ -16,9 +17,11 @@ import (
 	wrapping "github.com/hashicorp/go-kms-wrapping/v2"
 	"github.com/hashicorp/go-kms-wrapping/v2/aead"
 	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
 
 	"github.com/kmsbroker/kmsbroker/plugins/plugintest"
 	"github.com/kmsbroker/kmsbroker/plugins/sdk"
+	pluginv1 "github.com/kmsbroker/kmsbroker/proto/plugin/v1"
 )
 
 // The tests run real plugin processes. The built-in plugins are built
@@ -55,7 +58,7 @@ var behaviours = map[string]func(){
 		hs.ProtocolVersion = 2
 		plugin.Serve(&plugin.ServeConfig{
 			HandshakeConfig: hs,
-			Plugins:         sdk.PluginSet(),
+			Plugins:         plugin.PluginSet{sdk.PluginName: &rawPlugin{sdk.NewServer(aead.NewWrapper(), nil)}},
 			GRPCServer:      plugin.DefaultGRPCServer,
 		})
 	},
@@ -193,6 +196,26 @@ func (w *testWriter) close() {
 	w.mu.Lock()
 	w.done = true
 	w.mu.Unlock()
+}
+
+// rawPlugin serves a wrapper server under any handshake, for plugins
+// that must get the handshake wrong.
+type rawPlugin struct {
+	srv pluginv1.WrapperServer
+}
+
+func (r *rawPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
+	pluginv1.RegisterWrapperServer(s, r.srv)
+	return nil
+}
+
+func (r *rawPlugin) GRPCClient(context.Context, *plugin.GRPCBroker, *grpc.ClientConn) (any, error) {
+	return nil, errors.New("rawPlugin is plugin-side only")
+}
+
+func (r *rawPlugin) Server(*plugin.MuxBroker) (any, error) { return nil, errors.New("gRPC only") }
+func (r *rawPlugin) Client(*plugin.MuxBroker, *rpc.Client) (any, error) {
+	return nil, errors.New("gRPC only")
 }
 
 // envWrapper reports its environment's variable names as metadata.

@@ -221,11 +221,16 @@ func TestGarbageBlob(t *testing.T) {
 	pid := p.Info().Pid
 	ctx := context.Background()
 	blobs := map[string]*wrapping.BlobInfo{
-		"nil":                nil,
-		"empty":              {},
-		"short ciphertext":   {Ciphertext: []byte{1, 2, 3}},
-		"random ciphertext":  {Ciphertext: bytes.Repeat([]byte{7}, 64)},
-		"unknown aad record": func() *wrapping.BlobInfo { b := &wrapping.BlobInfo{Ciphertext: []byte("x")}; markBound(b); b.ClientData.Fields[bindKey].Kind = nil; return b }(),
+		"nil":               nil,
+		"empty":             {},
+		"short ciphertext":  {Ciphertext: []byte{1, 2, 3}},
+		"random ciphertext": {Ciphertext: bytes.Repeat([]byte{7}, 64)},
+		"unknown aad record": func() *wrapping.BlobInfo {
+			b := &wrapping.BlobInfo{Ciphertext: []byte("x")}
+			markBound(b)
+			b.ClientData.Fields[bindKey].Kind = nil
+			return b
+		}(),
 	}
 	for name, blob := range blobs {
 		t.Run(name, func(t *testing.T) {

@@ -2,9 +2,12 @@ package purpose
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	wrapping "github.com/hashicorp/go-kms-wrapping/v2"
 )
@@ -26,6 +29,11 @@ type Router struct {
 	mu       sync.RWMutex
 	wrappers map[Purpose]Wrapper
 	retry    func(error) bool
+
+	// rootKeyID is the key id the root wrapper's newest blob carried. A
+	// KMS may resolve an alias to a key at encrypt time, so this is the
+	// only reliable name of the key that wraps now.
+	rootKeyID atomic.Pointer[string]
 }
 
 // NewRouter returns a router over the given wrappers. retry reports whether
@@ -107,7 +115,50 @@ func (r *Router) Decrypt(ctx context.Context, p Purpose, blob *wrapping.BlobInfo
 
 // WrapRoot wraps a scope key with the root purpose.
 func (r *Router) WrapRoot(ctx context.Context, key, aad []byte) (*wrapping.BlobInfo, error) {
-	return r.Encrypt(ctx, Root, key, aad)
+	blob, err := r.Encrypt(ctx, Root, key, aad)
+	if err != nil {
+		return nil, err
+	}
+	id := blob.GetKeyInfo().GetKeyId()
+	r.rootKeyID.Store(&id)
+	return blob, nil
+}
+
+// ErrRootKeyUnknown means no root blob has been made yet; ProbeRoot
+// makes one.
+var ErrRootKeyUnknown = errors.New("root key id not yet known")
+
+// RootKeyID returns the key id of the root wrapper's newest blob without
+// calling the KMS.
+func (r *Router) RootKeyID(context.Context) (string, error) {
+	id := r.rootKeyID.Load()
+	if id == nil {
+		return "", ErrRootKeyUnknown
+	}
+	return *id, nil
+}
+
+// ProbeRoot wraps and unwraps a random value with the root purpose. It
+// proves the root KMS works and learns the key id it wraps with. The
+// broker calls it once at start and after a reload of the root block.
+func (r *Router) ProbeRoot(ctx context.Context) error {
+	probe := make([]byte, 32)
+	if _, err := rand.Read(probe); err != nil {
+		return fmt.Errorf("probe root: %w", err)
+	}
+	aad := []byte("kmsbroker root probe")
+	blob, err := r.WrapRoot(ctx, probe, aad)
+	if err != nil {
+		return fmt.Errorf("probe root: %w", err)
+	}
+	got, err := r.Decrypt(ctx, Root, blob, aad)
+	if err != nil {
+		return fmt.Errorf("probe root: %w", err)
+	}
+	if subtle.ConstantTimeCompare(got, probe) != 1 {
+		return errors.New("probe root: the root wrapper returned a different value")
+	}
+	return nil
 }
 
 // UnwrapRoot unwraps a scope key with the root purpose, falling back to

@@ -24,19 +24,28 @@ func (s *service) fail(err error) error {
 		return status.Error(codes.Unauthenticated, err.Error())
 	case errors.Is(err, auth.ErrPermissionDenied):
 		return status.Error(codes.PermissionDenied, err.Error())
-	case errors.Is(err, keyring.ErrScopeNotFound):
+	case errors.Is(err, keyring.ErrScopeNotFound),
+		errors.Is(err, keyring.ErrKeyVersionNotFound),
+		errors.Is(err, auth.ErrTokenNotFound):
 		return status.Error(codes.NotFound, err.Error())
 	case errors.Is(err, keyring.ErrScopeExists):
 		return status.Error(codes.AlreadyExists, err.Error())
 	case errors.Is(err, keyring.ErrInvalidScopeID),
+		errors.Is(err, keyring.ErrInvalidScopeName),
 		errors.Is(err, keyring.ErrUnknownDataPurpose),
-		errors.Is(err, keyring.ErrEmptyPlaintext):
+		errors.Is(err, keyring.ErrEmptyPlaintext),
+		errors.Is(err, keyring.ErrPlaintextTooLarge),
+		errors.Is(err, keyring.ErrInvalidDeriveInput):
 		return status.Error(codes.InvalidArgument, err.Error())
 	case errors.Is(err, keyring.ErrDecrypt):
 		return status.Error(codes.InvalidArgument,
 			"decrypt failed: the ciphertext is corrupt or was not made for this scope, purpose and aad")
-	case errors.Is(err, keyring.ErrKeyVersionDestroyed):
+	case errors.Is(err, keyring.ErrKeyVersionDestroyed),
+		errors.Is(err, keyring.ErrKeyVersionActive),
+		errors.Is(err, keyring.ErrKeyVersionInUse):
 		return status.Error(codes.FailedPrecondition, err.Error())
+	case errors.Is(err, keyring.ErrConcurrentChange):
+		return status.Error(codes.Aborted, err.Error())
 	case errors.Is(err, context.DeadlineExceeded):
 		return status.Error(codes.DeadlineExceeded, "deadline exceeded")
 	case errors.Is(err, context.Canceled):
@@ -52,5 +61,6 @@ func (s *service) fail(err error) error {
 // isUnavailable reports a backend that may come back: a plugin restarting
 // or a KMS that did not answer in time.
 func isUnavailable(err error) bool {
-	return errors.Is(err, pluginhost.ErrUnavailable) || errors.Is(err, purpose.ErrNotConfigured)
+	return errors.Is(err, pluginhost.ErrUnavailable) || errors.Is(err, purpose.ErrNotConfigured) ||
+		errors.Is(err, keyring.ErrClosed)
 }

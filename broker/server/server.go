@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/kmsbroker/kmsbroker/broker/audit"
 	apiv1 "github.com/kmsbroker/kmsbroker/proto/api/v1"
 )
 
@@ -42,8 +43,11 @@ const (
 
 // Config configures a Server.
 type Config struct {
-	Keys  Keys
-	Authn Authenticator
+	Keys   Keys
+	Tokens Tokens
+	Authn  Authenticator
+	// Audit receives security events; nil discards them.
+	Audit *audit.Log
 	// Status builds the status response; it is called once per request.
 	Status func(context.Context) *apiv1.StatusResponse
 	// Ready reports readiness for GET /v1/sys/health.
@@ -66,8 +70,8 @@ type Server struct {
 
 // New builds a server. It listens on nothing until Serve.
 func New(cfg Config) (*Server, error) {
-	if cfg.Keys == nil || cfg.Authn == nil || cfg.Status == nil || cfg.Ready == nil {
-		return nil, errors.New("new server: keys, authenticator, status and ready are required")
+	if cfg.Keys == nil || cfg.Tokens == nil || cfg.Authn == nil || cfg.Status == nil || cfg.Ready == nil {
+		return nil, errors.New("new server: keys, tokens, authenticator, status and ready are required")
 	}
 	if cfg.MaxPlaintext <= 0 {
 		cfg.MaxPlaintext = DefaultMaxPlaintext
@@ -79,7 +83,9 @@ func New(cfg Config) (*Server, error) {
 
 	svc := &service{
 		keys:         cfg.Keys,
+		tokens:       cfg.Tokens,
 		authn:        cfg.Authn,
+		audit:        cfg.Audit,
 		status:       cfg.Status,
 		maxPlaintext: cfg.MaxPlaintext,
 		logger:       logger,

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -11,6 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/kmsbroker/kmsbroker/broker/audit"
 	"github.com/kmsbroker/kmsbroker/broker/auth"
 	"github.com/kmsbroker/kmsbroker/broker/keyring"
 	apiv1 "github.com/kmsbroker/kmsbroker/proto/api/v1"
@@ -23,7 +25,23 @@ type Keys interface {
 	ListScopes(ctx context.Context) ([]keyring.ScopeInfo, error)
 	Encrypt(ctx context.Context, scopeID string, p keyring.DataPurpose, plaintext, aad []byte) ([]byte, uint32, error)
 	Decrypt(ctx context.Context, scopeID string, p keyring.DataPurpose, envelope, aad []byte) ([]byte, uint32, error)
+	ReEncrypt(ctx context.Context, scopeID string, p keyring.DataPurpose, envelope, aad []byte) ([]byte, uint32, error)
+	DeriveKey(ctx context.Context, scopeID, user, session string, length int, version uint32) ([]byte, uint32, error)
+	RotateKeys(ctx context.Context, scopeID string, rewrap bool) (keyring.ScopeInfo, error)
+	RewrapKeys(ctx context.Context, scopeID string) (keyring.RewrapResult, error)
+	RewrapAll(ctx context.Context) (keyring.RewrapResult, error)
+	KeyVersions(ctx context.Context, scopeID string) ([]keyring.KeyVersion, error)
+	DestroyKeyVersion(ctx context.Context, scopeID, versionID string) error
 }
+
+// Tokens manages client tokens.
+type Tokens interface {
+	Create(ctx context.Context, secret, name string, role auth.Role, scopes []string, ttl time.Duration) (string, auth.TokenInfo, error)
+	List(ctx context.Context) ([]auth.TokenInfo, error)
+	Revoke(ctx context.Context, id string) error
+}
+
+var _ Tokens = (*auth.Tokens)(nil)
 
 var _ Keys = (*keyring.Keyring)(nil)
 
@@ -40,7 +58,9 @@ type service struct {
 	apiv1.UnimplementedBrokerServer
 
 	keys         Keys
+	tokens       Tokens
 	authn        Authenticator
+	audit        *audit.Log
 	status       func(context.Context) *apiv1.StatusResponse
 	maxPlaintext int
 	logger       hclog.Logger

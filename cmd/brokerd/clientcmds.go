@@ -28,10 +28,15 @@ const maxStdin = 4 << 20
 
 // clientFlags are the flags every client command takes.
 type clientFlags struct {
-	address string
-	token   string
-	caCert  string
-	format  string
+	address        string
+	token          string
+	caCert         string
+	format         string
+	recoveryConfig string
+	workerConfig   string
+	workerName     string
+
+	closers []func() error
 }
 
 func (c *clientFlags) register(fs *flag.FlagSet, env *cmdEnv) {
@@ -43,17 +48,56 @@ func (c *clientFlags) register(fs *flag.FlagSet, env *cmdEnv) {
 	fs.StringVar(&c.token, "token", env.getenv("BROKER_TOKEN"), "client token (env BROKER_TOKEN)")
 	fs.StringVar(&c.caCert, "ca-cert", env.getenv("BROKER_CACERT"), "PEM file that verifies an https broker (env BROKER_CACERT)")
 	fs.StringVar(&c.format, "format", "table", "output format: table or json")
+	fs.StringVar(&c.recoveryConfig, "recovery-config", env.getenv("BROKER_RECOVERY_CONFIG"),
+		"authenticate with fresh recovery tokens made by the recovery KMS block in this file (env BROKER_RECOVERY_CONFIG)")
+	fs.StringVar(&c.workerConfig, "worker-auth-config", env.getenv("BROKER_WORKER_AUTH_CONFIG"),
+		"authenticate as a worker with the worker-auth KMS block in this file (env BROKER_WORKER_AUTH_CONFIG)")
+	fs.StringVar(&c.workerName, "worker-name", env.getenv("BROKER_WORKER_NAME"), "the worker's name, with -worker-auth-config (env BROKER_WORKER_NAME)")
 }
 
+// client connects with the credential the flags choose: a recovery
+// config, a worker-auth config or a token, at most one. Close releases the
+// client and any plugin started for one-time tokens.
 func (c *clientFlags) client() (*client.Client, error) {
 	if c.format != "table" && c.format != "json" {
 		return nil, fmt.Errorf("-format=%q: use table or json", c.format)
 	}
 	cfg := client.Config{Address: c.address, CACertFile: c.caCert}
-	if c.token != "" {
+	switch {
+	case c.recoveryConfig != "" && c.workerConfig != "":
+		return nil, errors.New("-recovery-config and -worker-auth-config exclude each other")
+	case c.recoveryConfig != "":
+		creds, err := client.RecoveryCredentials(context.Background(), c.recoveryConfig, client.OneTimeOptions{})
+		if err != nil {
+			return nil, err
+		}
+		c.closers = append(c.closers, creds.Close)
+		cfg.Credentials = creds
+	case c.workerConfig != "":
+		creds, err := client.WorkerCredentials(context.Background(), c.workerConfig, c.workerName, client.OneTimeOptions{})
+		if err != nil {
+			return nil, err
+		}
+		c.closers = append(c.closers, creds.Close)
+		cfg.Credentials = creds
+	case c.token != "":
 		cfg.Credentials = client.Token(c.token)
 	}
-	return client.New(cfg)
+	cl, err := client.New(cfg)
+	if err != nil {
+		c.close()
+		return nil, err
+	}
+	c.closers = append([]func() error{cl.Close}, c.closers...)
+	return cl, nil
+}
+
+// close releases what client opened.
+func (c *clientFlags) close() {
+	for _, f := range c.closers {
+		_ = f()
+	}
+	c.closers = nil
 }
 
 // callContext is cancelled by Ctrl-C.
@@ -93,81 +137,74 @@ func runStatus(env *cmdEnv, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	c, err := cf.client()
-	if err != nil {
-		return err
+	return cf.call(func(ctx context.Context, c *client.Client) error {
+		st, err := c.Status(ctx)
+		if err != nil {
+			return err
+		}
+		if cf.format == "json" {
+			return printJSON(env.stdout, st)
+		}
+		fmt.Fprintf(env.stdout, "Version: %s\nReady:   %t\nStore:   %s (ok: %t)\n\n",
+			st.GetVersion(), st.GetReady(), st.GetStore().GetType(), st.GetStore().GetOk())
+		tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "PURPOSE\tBLOCK\tPLUGIN\tPID\tSTATE\tRESTARTS\tKEY ID\tLAST ERROR")
+		for _, p := range st.GetPurposes() {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%d\t%s\t%s\n", p.GetPurpose(), p.GetBlock(), p.GetPluginType(),
+				p.GetPid(), p.GetState(), p.GetRestarts(), p.GetKeyId(), p.GetLastError())
+		}
+		return tw.Flush()
+	})
+}
+
+// scopeFlags parse a client command that acts on one scope named by -id.
+func scopeFlags(env *cmdEnv, name string, args []string, extra func(fs *flag.FlagSet)) (*clientFlags, string, error) {
+	var cf clientFlags
+	var id string
+	fs := newFlags(env, name, "")
+	cf.register(fs, env)
+	fs.StringVar(&id, "id", "", "scope id (required)")
+	if extra != nil {
+		extra(fs)
 	}
-	defer c.Close()
-	ctx, cancel := callContext()
-	defer cancel()
-	st, err := c.Status(ctx)
-	if err != nil {
-		return apiError(err)
+	if err := parseFlags(fs, args); err != nil {
+		return nil, "", err
 	}
-	if cf.format == "json" {
-		return printJSON(env.stdout, st)
+	if id == "" {
+		return nil, "", errors.New("-id is required")
 	}
-	fmt.Fprintf(env.stdout, "Version: %s\nReady:   %t\nStore:   %s (ok: %t)\n\n", st.GetVersion(), st.GetReady(), st.GetStore().GetType(), st.GetStore().GetOk())
-	tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "PURPOSE\tBLOCK\tPLUGIN\tPID\tSTATE\tRESTARTS\tKEY ID\tLAST ERROR")
-	for _, p := range st.GetPurposes() {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%d\t%s\t%s\n", p.GetPurpose(), p.GetBlock(), p.GetPluginType(),
-			p.GetPid(), p.GetState(), p.GetRestarts(), p.GetKeyId(), p.GetLastError())
-	}
-	return tw.Flush()
+	return &cf, id, nil
 }
 
 func runScopesCreate(env *cmdEnv, args []string) error {
-	var cf clientFlags
-	var id, name string
-	fs := newFlags(env, "scopes create", "")
-	cf.register(fs, env)
-	fs.StringVar(&id, "id", "", "scope id (required)")
-	fs.StringVar(&name, "name", "", "human-readable name")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if id == "" {
-		return errors.New("-id is required")
-	}
-	c, err := cf.client()
+	var name string
+	cf, id, err := scopeFlags(env, "scopes create", args, func(fs *flag.FlagSet) {
+		fs.StringVar(&name, "name", "", "human-readable name")
+	})
 	if err != nil {
 		return err
 	}
-	defer c.Close()
-	ctx, cancel := callContext()
-	defer cancel()
-	sc, err := c.CreateScope(ctx, id, name)
-	if err != nil {
-		return apiError(err)
-	}
-	return printScopes(env.stdout, cf.format, sc)
+	return cf.call(func(ctx context.Context, c *client.Client) error {
+		sc, err := c.CreateScope(ctx, id, name)
+		if err != nil {
+			return err
+		}
+		return printScopes(env.stdout, cf.format, sc)
+	})
 }
 
 func runScopesRead(env *cmdEnv, args []string) error {
-	var cf clientFlags
-	var id string
-	fs := newFlags(env, "scopes read", "")
-	cf.register(fs, env)
-	fs.StringVar(&id, "id", "", "scope id (required)")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if id == "" {
-		return errors.New("-id is required")
-	}
-	c, err := cf.client()
+	cf, id, err := scopeFlags(env, "scopes read", args, nil)
 	if err != nil {
 		return err
 	}
-	defer c.Close()
-	ctx, cancel := callContext()
-	defer cancel()
-	sc, err := c.Scope(ctx, id)
-	if err != nil {
-		return apiError(err)
-	}
-	return printScopes(env.stdout, cf.format, sc)
+	return cf.call(func(ctx context.Context, c *client.Client) error {
+		sc, err := c.Scope(ctx, id)
+		if err != nil {
+			return err
+		}
+		return printScopes(env.stdout, cf.format, sc)
+	})
 }
 
 func runScopesList(env *cmdEnv, args []string) error {
@@ -177,21 +214,16 @@ func runScopesList(env *cmdEnv, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	c, err := cf.client()
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	ctx, cancel := callContext()
-	defer cancel()
-	scopes, err := c.ListScopes(ctx)
-	if err != nil {
-		return apiError(err)
-	}
-	if cf.format == "json" {
-		return printJSON(env.stdout, &apiv1.ListScopesResponse{Scopes: scopes})
-	}
-	return printScopes(env.stdout, cf.format, scopes...)
+	return cf.call(func(ctx context.Context, c *client.Client) error {
+		scopes, err := c.ListScopes(ctx)
+		if err != nil {
+			return err
+		}
+		if cf.format == "json" {
+			return printJSON(env.stdout, &apiv1.ListScopesResponse{Scopes: scopes})
+		}
+		return printScopes(env.stdout, cf.format, scopes...)
+	})
 }
 
 func printScopes(w io.Writer, format string, scopes ...*apiv1.Scope) error {
@@ -246,72 +278,111 @@ func value(env *cmdEnv, fs *flag.FlagSet) ([]byte, error) {
 	return b, nil
 }
 
-func runEncrypt(env *cmdEnv, args []string) error {
+// dataCommand parses encrypt, decrypt and reencrypt: the data flags and
+// one value, the argument or standard input.
+func dataCommand(env *cmdEnv, name, argName string, args []string) (*dataFlags, []byte, error) {
 	var df dataFlags
-	fs := newFlags(env, "encrypt", "VALUE|-")
+	fs := newFlags(env, name, argName+"|-")
 	df.register(fs, env)
 	if err := parseFlags(fs, args); err != nil {
-		return err
+		return nil, nil, err
 	}
 	if df.scope == "" {
-		return errors.New("-scope is required")
-	}
-	plaintext, err := value(env, fs)
-	if err != nil {
-		return err
-	}
-	c, err := df.client()
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	ctx, cancel := callContext()
-	defer cancel()
-	env64, version, err := c.Encrypt(ctx, df.scope, df.purpose, plaintext, []byte(df.aad))
-	if err != nil {
-		return apiError(err)
-	}
-	if df.format == "json" {
-		return printJSON(env.stdout, &apiv1.EncryptResponse{Ciphertext: env64, KeyVersion: version})
-	}
-	_, err = fmt.Fprintln(env.stdout, base64.StdEncoding.EncodeToString(env64))
-	return err
-}
-
-func runDecrypt(env *cmdEnv, args []string) error {
-	var df dataFlags
-	fs := newFlags(env, "decrypt", "ENVELOPE|-")
-	df.register(fs, env)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if df.scope == "" {
-		return errors.New("-scope is required")
+		return nil, nil, errors.New("-scope is required")
 	}
 	in, err := value(env, fs)
 	if err != nil {
+		return nil, nil, err
+	}
+	return &df, in, nil
+}
+
+// decodeEnvelope reads the base64 an encrypt printed.
+func decodeEnvelope(in []byte) ([]byte, error) {
+	b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(in)))
+	if err != nil {
+		return nil, errors.New("the envelope is not valid base64 (give the output of brokerd encrypt)")
+	}
+	return b, nil
+}
+
+// printEnvelope prints an envelope as base64, or as JSON.
+func printEnvelope(env *cmdEnv, format string, envelope []byte, version uint32) error {
+	if format == "json" {
+		return printJSON(env.stdout, &apiv1.EncryptResponse{Ciphertext: envelope, KeyVersion: version})
+	}
+	_, err := fmt.Fprintln(env.stdout, base64.StdEncoding.EncodeToString(envelope))
+	return err
+}
+
+func runEncrypt(env *cmdEnv, args []string) error {
+	df, plaintext, err := dataCommand(env, "encrypt", "VALUE", args)
+	if err != nil {
 		return err
 	}
-	envelope, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(in)))
-	if err != nil {
-		return errors.New("the envelope is not valid base64 (give the output of brokerd encrypt)")
-	}
-	c, err := df.client()
+	return df.call(func(ctx context.Context, c *client.Client) error {
+		envelope, version, err := c.Encrypt(ctx, df.scope, df.purpose, plaintext, []byte(df.aad))
+		if err != nil {
+			return err
+		}
+		return printEnvelope(env, df.format, envelope, version)
+	})
+}
+
+func runDecrypt(env *cmdEnv, args []string) error {
+	df, in, err := dataCommand(env, "decrypt", "ENVELOPE", args)
 	if err != nil {
 		return err
 	}
-	defer c.Close()
+	envelope, err := decodeEnvelope(in)
+	if err != nil {
+		return err
+	}
+	return df.call(func(ctx context.Context, c *client.Client) error {
+		plaintext, err := c.Decrypt(ctx, df.scope, df.purpose, envelope, []byte(df.aad))
+		if err != nil {
+			return err
+		}
+		if df.format == "json" {
+			return json.NewEncoder(env.stdout).Encode(struct {
+				Plaintext []byte `json:"plaintext"`
+			}{plaintext})
+		}
+		_, err = env.stdout.Write(plaintext)
+		return err
+	})
+}
+
+func runReEncrypt(env *cmdEnv, args []string) error {
+	df, in, err := dataCommand(env, "reencrypt", "ENVELOPE", args)
+	if err != nil {
+		return err
+	}
+	envelope, err := decodeEnvelope(in)
+	if err != nil {
+		return err
+	}
+	return df.call(func(ctx context.Context, c *client.Client) error {
+		out, version, err := c.ReEncrypt(ctx, df.scope, df.purpose, envelope, []byte(df.aad))
+		if err != nil {
+			return err
+		}
+		return printEnvelope(env, df.format, out, version)
+	})
+}
+
+// call connects with the flags' credentials and runs fn with a context
+// that Ctrl-C cancels; API errors come back readable.
+func (c *clientFlags) call(fn func(ctx context.Context, cl *client.Client) error) error {
+	cl, err := c.client()
+	if err != nil {
+		return err
+	}
+	defer c.close()
 	ctx, cancel := callContext()
 	defer cancel()
-	plaintext, err := c.Decrypt(ctx, df.scope, df.purpose, envelope, []byte(df.aad))
-	if err != nil {
+	if err := fn(ctx, cl); err != nil {
 		return apiError(err)
 	}
-	if df.format == "json" {
-		return json.NewEncoder(env.stdout).Encode(struct {
-			Plaintext []byte `json:"plaintext"`
-		}{plaintext})
-	}
-	_, err = env.stdout.Write(plaintext)
-	return err
+	return nil
 }

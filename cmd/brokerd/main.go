@@ -36,15 +36,24 @@ var errUsage = errors.New("usage")
 
 func commands() map[string]command {
 	return map[string]command{
-		"server":        {"Run the broker from a config file", runServer},
-		"dev":           {"Run a throw-away broker with local keys", runDev},
-		"status":        {"Show each purpose's plugin and the store", runStatus},
-		"scopes create": {"Create a scope", runScopesCreate},
-		"scopes list":   {"List scopes", runScopesList},
-		"scopes read":   {"Read one scope", runScopesRead},
-		"encrypt":       {"Encrypt a value with a scope's data key", runEncrypt},
-		"decrypt":       {"Decrypt an envelope", runDecrypt},
-		"version":       {"Print the version", runVersion},
+		"server":                     {"Run the broker from a config file", runServer},
+		"dev":                        {"Run a throw-away broker with local keys", runDev},
+		"status":                     {"Show each purpose's plugin and the store", runStatus},
+		"scopes create":              {"Create a scope", runScopesCreate},
+		"scopes list":                {"List scopes", runScopesList},
+		"scopes read":                {"Read one scope", runScopesRead},
+		"scopes rotate-keys":         {"Add new key versions to a scope", runRotateKeys},
+		"scopes rewrap":              {"Re-encrypt key versions under the current root key", runRewrap},
+		"scopes key-versions":        {"List a scope's key versions", runKeyVersions},
+		"scopes destroy-key-version": {"Destroy one key version", runDestroyKeyVersion},
+		"encrypt":                    {"Encrypt a value with a scope's data key", runEncrypt},
+		"decrypt":                    {"Decrypt an envelope", runDecrypt},
+		"reencrypt":                  {"Re-encrypt an envelope under the newest key version", runReEncrypt},
+		"derive-key":                 {"Derive a session key", runDeriveKey},
+		"tokens create":              {"Create a client token", runTokensCreate},
+		"tokens list":                {"List client tokens", runTokensList},
+		"tokens revoke":              {"Revoke a client token", runTokensRevoke},
+		"version":                    {"Print the version", runVersion},
 	}
 }
 
@@ -102,7 +111,7 @@ func usage(w io.Writer, cmds map[string]command) {
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Commands:")
 	for _, n := range names {
-		fmt.Fprintf(w, "  %-15s %s\n", n, cmds[n].synopsis)
+		fmt.Fprintf(w, "  %-27s %s\n", n, cmds[n].synopsis)
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Run \"brokerd <command> -help\" for a command's flags.")

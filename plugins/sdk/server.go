@@ -116,12 +116,16 @@ func (s *server) Configure(ctx context.Context, req *pluginv1.ConfigureRequest) 
 	for name, value := range req.GetSettings() {
 		settings[name] = value
 	}
-	scrub := NewRedactor(settings, func(name string) bool {
+	isSecret := func(name string) bool {
 		spec, ok := s.specs[name]
 		return !ok || spec.Secret
-	})
+	}
+	scrub := configScrub{
+		all:     NewRedactor(settings, isSecret),
+		secrets: NewRedactor(secretsOnly(settings, isSecret), isSecret),
+	}
 	if err := s.checkSettings(settings); err != nil {
-		return nil, status.Error(codes.InvalidArgument, "configure: "+scrub.Replace(err.Error()))
+		return nil, status.Error(codes.InvalidArgument, "configure: "+scrub.all.Replace(err.Error()))
 	}
 	if s.opts.validate != nil {
 		if err := s.opts.validate(settings); err != nil {
@@ -141,7 +145,7 @@ func (s *server) Configure(ctx context.Context, req *pluginv1.ConfigureRequest) 
 	}
 	wc, err := s.w.SetConfig(ctx, wopts...)
 	if err != nil {
-		s.log.Debug("configure rejected", "error", scrub.Replace(err.Error()))
+		s.log.Debug("configure rejected", "error", scrub.secrets.Replace(err.Error()))
 		return nil, configureError(err, scrub)
 	}
 	if init, ok := s.w.(wrapping.InitFinalizer); ok {
@@ -150,15 +154,15 @@ func (s *server) Configure(ctx context.Context, req *pluginv1.ConfigureRequest) 
 		}
 	}
 	s.configured = true
-	s.scrub = scrub
+	s.scrub = scrub.secrets
 
 	typ, err := s.w.Type(ctx)
 	if err != nil {
-		return nil, status.Errorf(codes.Internal, "configure: wrapper type: %s", scrub.Replace(err.Error()))
+		return nil, status.Errorf(codes.Internal, "configure: wrapper type: %s", scrub.secrets.Replace(err.Error()))
 	}
 	gotKeyID, err := s.w.KeyId(ctx)
 	if err != nil {
-		return nil, status.Errorf(codes.Internal, "configure: key id: %s", scrub.Replace(err.Error()))
+		return nil, status.Errorf(codes.Internal, "configure: key id: %s", scrub.secrets.Replace(err.Error()))
 	}
 	s.log.Info("configured", "type", string(typ), "key_id", gotKeyID)
 	return &pluginv1.ConfigureResponse{
@@ -298,18 +302,36 @@ func (s *server) recoverTo(op string, err *error) {
 	}
 }
 
+// configScrub holds the two redactors Configure uses: a refusal of the
+// settings names settings but quotes no value at all; an unreachable KMS
+// may show non-secret values such as the address, which help operators.
+type configScrub struct {
+	all     *strings.Replacer
+	secrets *strings.Replacer
+}
+
 // configureError maps a validator or SetConfig error to a status whose
-// message names the setting and carries no setting value.
-func configureError(err error, scrub *strings.Replacer) error {
-	code := codes.InvalidArgument
+// message names the setting and carries no secret value.
+func configureError(err error, scrub configScrub) error {
 	if isUnavailable(err) {
-		code = codes.Unavailable
+		return status.Error(codes.Unavailable, "configure: "+scrub.secrets.Replace(err.Error()))
 	}
 	var se *SettingError
 	if errors.As(err, &se) {
-		return status.Error(code, "configure: "+scrub.Replace(se.Error()))
+		return status.Error(codes.InvalidArgument, "configure: "+scrub.all.Replace(se.Error()))
 	}
-	return status.Error(code, "configure: "+scrub.Replace(err.Error()))
+	return status.Error(codes.InvalidArgument, "configure: "+scrub.all.Replace(err.Error()))
+}
+
+// secretsOnly returns the settings for which secret is true.
+func secretsOnly(settings map[string]string, secret func(string) bool) map[string]string {
+	out := make(map[string]string)
+	for name, value := range settings {
+		if secret(name) {
+			out[name] = value
+		}
+	}
+	return out
 }
 
 // isUnavailable reports whether err means the KMS could not be reached.
