@@ -23,6 +23,10 @@ type Config struct {
 	Plugins Plugins
 	// KMS are the KMS blocks in file order.
 	KMS []*KMS
+	// Audit is where security events are written.
+	Audit Audit
+	// Auth tunes authentication.
+	Auth Auth
 	// LogLevel is one of trace, debug, info, warn, error. Default: info.
 	LogLevel string
 
@@ -63,6 +67,27 @@ type Plugins struct {
 	Directory string
 }
 
+// Audit is the `audit` block.
+type Audit struct {
+	// Path is the JSON-lines audit file; "" writes no audit log.
+	Path string
+}
+
+// Auth is the `auth` block.
+type Auth struct {
+	// OneTimeTokenValidity is how long a recovery or worker-auth token is
+	// accepted after its creation. Default: DefaultOneTimeTokenValidity.
+	OneTimeTokenValidity time.Duration
+	// WorkerScopes are the scopes where authenticated workers may derive
+	// session keys. Default: none.
+	WorkerScopes []string
+}
+
+// DefaultOneTimeTokenValidity bounds how long a one-time token is
+// accepted: room for a slow KMS and some clock drift, short enough that
+// the store keeps few nonces.
+const DefaultOneTimeTokenValidity = 5 * time.Minute
+
 // KMS is one `kms "<type>" { ... }` block.
 type KMS struct {
 	// Name identifies the block in logs and status: its type, or
@@ -90,6 +115,10 @@ type KMS struct {
 	// StartTimeout bounds starting and configuring the plugin. Default:
 	// DefaultStartTimeout.
 	StartTimeout time.Duration
+	// HealthCheckInterval, when set, makes the broker check the KMS
+	// itself (an encrypt and a decrypt) at this period. Default: never;
+	// liveness uses the plugin's cheap health call.
+	HealthCheckInterval time.Duration
 	// Range is where the block was declared, for error messages.
 	Range hcl.Range
 

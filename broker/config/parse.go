@@ -85,6 +85,8 @@ var rootSchema = &hcl.BodySchema{
 		{Type: "listener", LabelNames: []string{"type"}},
 		{Type: "storage", LabelNames: []string{"type"}},
 		{Type: "plugins"},
+		{Type: "audit"},
+		{Type: "auth"},
 		{Type: "kms", LabelNames: []string{"type"}},
 	},
 }
@@ -94,6 +96,7 @@ func (d *decoder) config(body hcl.Body, filename string) *Config {
 		Listener: Listener{Address: DefaultAddress},
 		Storage:  Storage{Type: DefaultStorage},
 		LogLevel: DefaultLogLevel,
+		Auth:     Auth{OneTimeTokenValidity: DefaultOneTimeTokenValidity},
 		start:    fileStart(filename),
 	}
 	content, diags := body.Content(rootSchema)
@@ -125,6 +128,11 @@ func (d *decoder) config(body hcl.Body, filename string) *Config {
 		case "plugins":
 			attrs := d.attributes(block.Body, "directory")
 			d.decode(attrs, "directory", &c.Plugins.Directory)
+		case "audit":
+			attrs := d.attributes(block.Body, "path")
+			d.decode(attrs, "path", &c.Audit.Path)
+		case "auth":
+			d.auth(block, &c.Auth)
 		case "kms":
 			k := d.kms(block, routes)
 			counts[k.Type]++
@@ -221,6 +229,33 @@ func (l *Listener) checkTLS(rng hcl.Range) *hcl.Diagnostic {
 
 // storageTypes are the storage block labels, the default first.
 var storageTypes = []string{"sqlite", "postgres"}
+
+// auth decodes the auth block.
+func (d *decoder) auth(block *hcl.Block, a *Auth) {
+	attrs := d.attributes(block.Body, "one_time_token_validity", "worker_scopes")
+	d.duration(attrs, "one_time_token_validity", &a.OneTimeTokenValidity)
+	attr, ok := attrs["worker_scopes"]
+	if !ok {
+		return
+	}
+	val, diags := attr.Expr.Value(nil)
+	d.add(diags...)
+	if diags.HasErrors() {
+		return
+	}
+	list, err := convert.Convert(val, cty.List(cty.String))
+	if err != nil || list.IsNull() || !list.IsWhollyKnown() {
+		d.add(errorf(attr.Expr.Range(), "worker_scopes must be a list of scope ids"))
+		return
+	}
+	for _, v := range list.AsValueSlice() {
+		if v.IsNull() || v.AsString() == "" {
+			d.add(errorf(attr.Expr.Range(), "worker_scopes must not hold empty ids"))
+			return
+		}
+		a.WorkerScopes = append(a.WorkerScopes, v.AsString())
+	}
+}
 
 func (d *decoder) storage(block *hcl.Block, s *Storage) {
 	typ := block.Labels[0]

@@ -59,6 +59,8 @@ func TestParseErrors(t *testing.T) {
 			`invalid config: broker.hcl:2,13-19: purpose must be a list such as ["root"]`},
 		{"bad_duration.hcl", false,
 			`invalid config: broker.hcl:3,19-30: timeout is not a duration such as "5s" or "1m30s"; broker.hcl:4,19-24: start_timeout must be positive`},
+		{"bad_worker_scopes.hcl", false,
+			`invalid config: broker.hcl:2,19-24: worker_scopes must be a list of scope ids`},
 		{"bad_sha256.hcl", false,
 			`invalid config: broker.hcl:4,19-27: plugin_sha256 must be 64 hexadecimal digits`},
 		{"list_setting.hcl", false,
@@ -530,4 +532,34 @@ func TestCheckSettings(t *testing.T) {
 			t.Errorf("got %v, want %s", err, want)
 		}
 	})
+}
+
+func TestAuthAndAudit(t *testing.T) {
+	cfg, err := Load("testdata/auth.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := cfg.Audit.Path, "/var/log/brokerd/audit.log"; got != want {
+		t.Errorf("Audit.Path = %q, want %q", got, want)
+	}
+	if got, want := cfg.Auth.OneTimeTokenValidity, 2*time.Minute; got != want {
+		t.Errorf("OneTimeTokenValidity = %s, want %s", got, want)
+	}
+	if got, want := strings.Join(cfg.Auth.WorkerScopes, ","), "o_1,global"; got != want {
+		t.Errorf("WorkerScopes = %q, want %q", got, want)
+	}
+	if got, want := cfg.KMS[0].HealthCheckInterval, time.Minute; got != want {
+		t.Errorf("HealthCheckInterval = %s, want %s", got, want)
+	}
+	if _, ok := cfg.KMS[0].Settings["health_check_interval"]; ok {
+		t.Error("health_check_interval leaked into the plugin settings")
+	}
+
+	def, err := Parse([]byte(`kms "aead" { purpose = ["root"] }`), "min.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if def.Auth.OneTimeTokenValidity != DefaultOneTimeTokenValidity || def.Auth.WorkerScopes != nil || def.Audit.Path != "" {
+		t.Errorf("defaults: auth %+v audit %+v", def.Auth, def.Audit)
+	}
 }

@@ -12,12 +12,14 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/kmsbroker/kmsbroker/broker/audit"
 	"github.com/kmsbroker/kmsbroker/broker/auth"
 	"github.com/kmsbroker/kmsbroker/broker/config"
 	"github.com/kmsbroker/kmsbroker/broker/keyring"
@@ -38,16 +40,22 @@ const stopTimeout = 10 * time.Second
 type Daemon struct {
 	cfg      *config.Config
 	logger   hclog.Logger
-	plugins  map[string]*pluginhost.Plugin // by block name
+	blocks   map[string]*block // by block name
 	router   *purpose.Router
 	store    store.Store
 	keys     *keyring.Keyring
 	tokens   *auth.Tokens
+	audit    *audit.Log
 	server   *server.Server
 	listener net.Listener
 	registry *prometheus.Registry
 	serveErr chan error
 	stopOnce sync.Once
+	// rootOK is whether the root KMS last answered a probe; readiness
+	// needs it.
+	rootOK atomic.Bool
+	// stopping ends background loops.
+	stopping chan struct{}
 }
 
 // Start brings up a broker from cfg, which must have passed validation
@@ -56,8 +64,9 @@ func Start(ctx context.Context, cfg *config.Config, logger hclog.Logger) (_ *Dae
 	d := &Daemon{
 		cfg:      cfg,
 		logger:   logger,
-		plugins:  make(map[string]*pluginhost.Plugin),
+		blocks:   make(map[string]*block),
 		serveErr: make(chan error, 1),
+		stopping: make(chan struct{}),
 	}
 	defer func() {
 		if err != nil {
@@ -74,7 +83,7 @@ func Start(ctx context.Context, cfg *config.Config, logger hclog.Logger) (_ *Dae
 	wrappers := make(map[purpose.Purpose]purpose.Wrapper)
 	for _, blk := range cfg.KMS {
 		for _, p := range blk.Purposes {
-			wrappers[p] = d.plugins[blk.Name]
+			wrappers[p] = d.blocks[blk.Name]
 		}
 	}
 	d.router = purpose.NewRouter(wrappers, func(err error) bool {
@@ -89,10 +98,13 @@ func Start(ctx context.Context, cfg *config.Config, logger hclog.Logger) (_ *Dae
 	d.keys = keyring.New(st, d.router, keyring.Options{}, logger)
 	d.tokens = auth.NewTokens(st)
 
-	if err := d.router.ProbeRoot(ctx); err != nil {
-		// The broker still starts: readiness stays false and status shows
-		// the root block's error until the KMS answers.
-		logger.Error("root KMS probe failed", "purpose", "root", "error", err)
+	d.probeRoot(ctx)
+
+	if cfg.Audit.Path != "" {
+		if d.audit, err = audit.Open(cfg.Audit.Path); err != nil {
+			return nil, err
+		}
+		logger.Info("writing audit log", "path", cfg.Audit.Path)
 	}
 
 	srv, err := server.New(server.Config{
@@ -101,11 +113,15 @@ func Start(ctx context.Context, cfg *config.Config, logger hclog.Logger) (_ *Dae
 		Authn: &auth.Authenticator{
 			Tokens: d.tokens,
 			OneTime: &auth.OneTimeVerifier{
-				KMS:    d.router,
-				Nonces: st,
+				KMS:          d.router,
+				Nonces:       st,
+				Validity:     cfg.Auth.OneTimeTokenValidity,
+				WorkerScopes: cfg.Auth.WorkerScopes,
 			},
+			Audit:  d.audit,
 			Logger: logger,
 		},
+		Audit:   d.audit,
 		Status:  d.status,
 		Ready:   d.ready,
 		Metrics: d.registry,
@@ -132,11 +148,12 @@ func Start(ctx context.Context, cfg *config.Config, logger hclog.Logger) (_ *Dae
 }
 
 // startPlugins starts every KMS block's plugin at once, so start-up time
-// is that of the slowest plugin, not the sum.
+// is that of the slowest plugin, not the sum. Only a start failure that
+// retrying cannot fix stops the broker; see startBlock.
 func (d *Daemon) startPlugins(ctx context.Context) error {
 	type started struct {
 		name string
-		p    *pluginhost.Plugin
+		b    *block
 		err  error
 	}
 	results := make(chan started, len(d.cfg.KMS))
@@ -144,8 +161,8 @@ func (d *Daemon) startPlugins(ctx context.Context) error {
 		go func() {
 			pc := pluginhost.BlockConfig(blk, d.cfg.Plugins.Directory, d.logger)
 			pc.Registerer = d.registry
-			p, err := pluginhost.Start(ctx, pc)
-			results <- started{blk.Name, p, err}
+			b, err := startBlock(ctx, blk, pc, d.logger)
+			results <- started{blk.Name, b, err}
 		}()
 	}
 	var errs []error
@@ -155,9 +172,10 @@ func (d *Daemon) startPlugins(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("start kms block %s: %w", r.name, r.err))
 			continue
 		}
-		d.plugins[r.name] = r.p
-		info := r.p.Info()
-		d.logger.Info("kms block ready", "block", r.name, "plugin", info.Type, "pid", info.Pid, "key_id", info.KeyID)
+		d.blocks[r.name] = r.b
+		if info := r.b.Info(); info.Pid != 0 {
+			d.logger.Info("kms block ready", "block", r.name, "plugin", info.Type, "pid", info.Pid, "key_id", info.KeyID)
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -216,6 +234,7 @@ func (d *Daemon) Done() <-chan error { return d.serveErr }
 // It is safe to call more than once.
 func (d *Daemon) Stop(ctx context.Context) {
 	d.stopOnce.Do(func() {
+		close(d.stopping)
 		ctx, cancel := context.WithTimeout(ctx, stopTimeout)
 		defer cancel()
 		if d.server != nil {
@@ -231,8 +250,11 @@ func (d *Daemon) Stop(ctx context.Context) {
 				d.logger.Warn("close store", "error", err)
 			}
 		}
-		for _, p := range d.plugins {
-			p.Stop()
+		for _, b := range d.blocks {
+			b.Stop()
+		}
+		if err := d.audit.Close(); err != nil {
+			d.logger.Warn("close audit log", "error", err)
 		}
 		d.logger.Info("broker stopped")
 	})
@@ -244,15 +266,14 @@ func (d *Daemon) ready() bool {
 	if blk == nil {
 		return false
 	}
-	p, ok := d.plugins[blk.Name]
-	return ok && p.Info().State == pluginhost.StateReady
+	b, ok := d.blocks[blk.Name]
+	return ok && d.rootOK.Load() && b.Info().State == pluginhost.StateReady
 }
 
 func (d *Daemon) status(ctx context.Context) *apiv1.StatusResponse {
 	resp := &apiv1.StatusResponse{Version: Version, Ready: d.ready()}
 	for _, blk := range d.cfg.KMS {
-		p := d.plugins[blk.Name]
-		info := p.Info()
+		info := d.blocks[blk.Name].Info()
 		for _, pur := range blk.Purposes {
 			resp.Purposes = append(resp.Purposes, &apiv1.PurposeStatus{
 				Purpose:    string(pur),
@@ -282,3 +303,46 @@ func (d *Daemon) status(ctx context.Context) *apiv1.StatusResponse {
 	}
 	return resp
 }
+
+// rootProbeInterval is how often a failed root KMS is probed again. Each
+// probe is one real KMS encrypt and decrypt, made only while root fails.
+const rootProbeInterval = 5 * time.Second
+
+// probeRoot checks the root KMS once; while it fails, it keeps probing in
+// the background so readiness returns when the KMS does. The broker stays
+// up meanwhile: health answers 503 and status shows the root block's
+// error.
+func (d *Daemon) probeRoot(ctx context.Context) {
+	if d.tryProbe(ctx) {
+		return
+	}
+	go func() {
+		t := time.NewTicker(rootProbeInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-d.stopping:
+				return
+			case <-t.C:
+				if d.tryProbe(context.Background()) {
+					d.logger.Info("root KMS answers again", "purpose", "root")
+					return
+				}
+			}
+		}
+	}()
+}
+
+func (d *Daemon) tryProbe(ctx context.Context) bool {
+	ctx, cancel := context.WithTimeout(ctx, rootProbeTimeout)
+	defer cancel()
+	err := d.router.ProbeRoot(ctx)
+	d.rootOK.Store(err == nil)
+	if err != nil {
+		d.logger.Error("root KMS probe failed", "purpose", "root", "error", err)
+	}
+	return err == nil
+}
+
+// rootProbeTimeout bounds one probe: a wrap and an unwrap.
+const rootProbeTimeout = 30 * time.Second

@@ -2,7 +2,6 @@ package keyring
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 
@@ -54,10 +53,7 @@ func (k *Keyring) Encrypt(ctx context.Context, scopeID string, p DataPurpose, pl
 			return nil, 0, fmt.Errorf("encrypt in scope %q: %w", scopeID, err)
 		}
 
-		var nonce [envelope.NonceLen]byte
-		rand.Read(nonce[:])
-		out := make([]byte, 0, len(plaintext)+envelope.Overhead)
-		out = envelope.Seal(out, sk.aead, nonce[:], scopeID, envelope.Header{Purpose: code, KeyVersion: v}, plaintext, aad)
+		out := envelope.Seal(nil, sk.aead, nil, scopeID, envelope.Header{Purpose: code, KeyVersion: v}, plaintext, aad)
 		return out, v, nil
 	}
 }

@@ -25,6 +25,13 @@ func newAEADWrapper(t testing.TB, keyID string) *aead.Wrapper {
 	t.Helper()
 	key := make([]byte, 32)
 	rand.Read(key)
+	return aeadWrapperWithKey(t, key, keyID)
+}
+
+// aeadWrapperWithKey returns a real go-kms-wrapping AES-GCM wrapper with
+// the given key.
+func aeadWrapperWithKey(t testing.TB, key []byte, keyID string) *aead.Wrapper {
+	t.Helper()
 	w := aead.NewWrapper()
 	if err := w.SetAesGcmKeyBytes(key); err != nil {
 		t.Fatalf("set aead key: %v", err)

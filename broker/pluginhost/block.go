@@ -18,6 +18,8 @@ func BlockConfig(blk *config.KMS, directory string, logger hclog.Logger) Config 
 		Settings:     blk.Settings,
 		Timeout:      blk.Timeout,
 		StartTimeout: blk.StartTimeout,
-		Logger:       logger,
+		// The KMS check is opt-in per block: it costs a real KMS call.
+		HealthCheckInterval: blk.HealthCheckInterval,
+		Logger:              logger,
 	}
 }

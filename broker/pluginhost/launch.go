@@ -384,10 +384,13 @@ func isHandshake(parts []string) bool {
 	return parts[2] == "unix" || parts[2] == "tcp"
 }
 
+// firstLine returns the first line of b and whether it is known to be
+// complete: it ended, or it filled all of what was kept (a handshake line
+// with its certificate is longer than seenLimit).
 func firstLine(b []byte) (string, bool) {
 	i := bytes.IndexByte(b, '\n')
 	if i < 0 {
-		return string(b), false
+		return string(b), len(b) >= seenLimit
 	}
 	return strings.TrimSpace(string(b[:i])), true
 }

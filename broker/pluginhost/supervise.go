@@ -24,6 +24,9 @@ const (
 	// livenessMisses is how many health calls in a row may fail before the
 	// process is replaced: one miss can be a pause, two is a hung plugin.
 	livenessMisses = 2
+	// exitNoticeWait is how long a lost connection waits for the process
+	// to be reaped, so the reason recorded is the exit when there is one.
+	exitNoticeWait = 200 * time.Millisecond
 )
 
 // Operation names, as used in errors and metrics.
@@ -104,9 +107,16 @@ func (p *Plugin) watch(in *instance) string {
 		case <-p.ctx.Done():
 			return ""
 		case <-in.proc.exited:
-			return fmt.Sprintf("process %d exited (%s)", in.proc.Pid(), in.proc.exitState())
+			return exitReason(in)
 		case <-in.broken:
-			return in.reason
+			// A lost connection usually means the process died; say so
+			// rather than how a call noticed.
+			select {
+			case <-in.proc.exited:
+				return exitReason(in)
+			case <-time.After(exitNoticeWait):
+				return in.reason
+			}
 		case <-liveness.C:
 			ctx, cancel := context.WithTimeout(p.ctx, p.cfg.Timeout)
 			err := p.ping(ctx, in)
@@ -130,6 +140,10 @@ func (p *Plugin) watch(in *instance) string {
 			p.recordCheck(in, err)
 		}
 	}
+}
+
+func exitReason(in *instance) string {
+	return fmt.Sprintf("process %d exited (%s)", in.proc.Pid(), in.proc.exitState())
 }
 
 // checkKMS encrypts and decrypts a random probe, which reaches the KMS.

@@ -30,9 +30,12 @@ package envelope
 
 import (
 	"crypto/cipher"
+	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
+	"sync"
 )
 
 // Format constants.
@@ -100,20 +103,31 @@ func Parse(env []byte) (Header, error) {
 
 // Seal appends to dst the envelope of plaintext under aead (AES-256-GCM
 // with a 12-byte nonce and 16-byte tag) and returns the extended slice.
-// nonce must be NonceLen fresh random bytes; reusing a nonce with one key
-// breaks GCM's confidentiality and authenticity. The caller enforces
-// MaxPlaintextLen and a non-zero purpose and key version. Seal panics if
-// aead or nonce have the wrong sizes: that is a programming error.
+// With a nil nonce, Seal draws a fresh random one straight into the
+// envelope, which is what every caller but a test vector wants; a given
+// nonce must be NonceLen bytes never used before with this key, since
+// reusing one breaks GCM's confidentiality and authenticity. The caller
+// enforces MaxPlaintextLen and a non-zero purpose and key version. Seal
+// panics if aead or nonce have the wrong sizes: that is a programming
+// error.
 func Seal(dst []byte, aead cipher.AEAD, nonce []byte, scopeID string, h Header, plaintext, aad []byte) []byte {
-	if aead.NonceSize() != NonceLen || aead.Overhead() != TagLen || len(nonce) != NonceLen {
+	if aead.NonceSize() != NonceLen || aead.Overhead() != TagLen || (nonce != nil && len(nonce) != NonceLen) {
 		panic("envelope: Seal needs a 12-byte-nonce, 16-byte-tag AEAD and a 12-byte nonce")
 	}
 	start := len(dst)
+	dst = slices.Grow(dst, Overhead+len(plaintext))
 	dst = append(dst, Version1, h.Purpose, 0, 0, 0, 0)
 	binary.BigEndian.PutUint32(dst[start+2:], h.KeyVersion)
-	dst = append(dst, nonce...)
-	ad := additionalData(scopeID, dst[start:start+HeaderLen], aad)
-	return aead.Seal(dst, nonce, plaintext, ad)
+	if nonce == nil {
+		dst = dst[:start+HeaderLen+NonceLen]
+		rand.Read(dst[start+HeaderLen:])
+	} else {
+		dst = append(dst, nonce...)
+	}
+
+	ad := getAD(scopeID, dst[start:start+HeaderLen], aad)
+	defer putAD(ad)
+	return aead.Seal(dst, dst[start+HeaderLen:start+HeaderLen+NonceLen], plaintext, *ad)
 }
 
 // Open authenticates and decrypts env, which Parse has accepted, under
@@ -123,8 +137,9 @@ func Open(dst []byte, aead cipher.AEAD, scopeID string, env, aad []byte) ([]byte
 	if len(env) < Overhead || aead.NonceSize() != NonceLen {
 		return nil, ErrOpen
 	}
-	ad := additionalData(scopeID, env[:HeaderLen], aad)
-	out, err := aead.Open(dst, env[HeaderLen:HeaderLen+NonceLen], env[HeaderLen+NonceLen:], ad)
+	ad := getAD(scopeID, env[:HeaderLen], aad)
+	defer putAD(ad)
+	out, err := aead.Open(dst, env[HeaderLen:HeaderLen+NonceLen], env[HeaderLen+NonceLen:], *ad)
 	if err != nil {
 		return nil, ErrOpen
 	}
@@ -134,11 +149,41 @@ func Open(dst []byte, aead cipher.AEAD, scopeID string, env, aad []byte) ([]byte
 // additionalData returns the GCM additional data described in the package
 // documentation for a scope, a 6-byte header and the caller's aad.
 func additionalData(scopeID string, header, aad []byte) []byte {
-	ad := make([]byte, 0, len(domain)+4+len(scopeID)+len(header)+4+len(aad))
+	return appendAD(make([]byte, 0, adLen(scopeID, aad)), scopeID, header, aad)
+}
+
+func adLen(scopeID string, aad []byte) int { return len(domain) + 4 + len(scopeID) + HeaderLen + 4 + len(aad) }
+
+func appendAD(ad []byte, scopeID string, header, aad []byte) []byte {
 	ad = append(ad, domain...)
 	ad = binary.BigEndian.AppendUint32(ad, uint32(len(scopeID)))
 	ad = append(ad, scopeID...)
 	ad = append(ad, header...)
 	ad = binary.BigEndian.AppendUint32(ad, uint32(len(aad)))
 	return append(ad, aad...)
+}
+
+// maxPooledAD is the largest additional-data buffer kept for reuse; a
+// caller's unusually long aad gets a one-off buffer instead of pinning
+// memory in the pool.
+const maxPooledAD = 1 << 10
+
+var adPool = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }}
+
+// getAD builds the additional data in a pooled buffer, so the hot path
+// does not allocate; putAD returns it.
+func getAD(scopeID string, header, aad []byte) *[]byte {
+	if adLen(scopeID, aad) > maxPooledAD {
+		b := additionalData(scopeID, header, aad)
+		return &b
+	}
+	b := adPool.Get().(*[]byte)
+	*b = appendAD((*b)[:0], scopeID, header, aad)
+	return b
+}
+
+func putAD(b *[]byte) {
+	if cap(*b) <= maxPooledAD {
+		adPool.Put(b)
+	}
 }

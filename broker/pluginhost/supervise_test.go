@@ -1,0 +1,353 @@
+package pluginhost
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+)
+
+// waitFor polls cond until it holds or d passes.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestRestartUnderLoad SIGKILLs the plugin while 8 goroutines encrypt and
+// decrypt for 5 seconds: the plugin comes back, calls succeed again within
+// 2 seconds, and every failed call returned ErrUnavailable within its
+// deadline.
+func TestRestartUnderLoad(t *testing.T) {
+	const (
+		workers  = 8
+		duration = 5 * time.Second
+		timeout  = 2 * time.Second
+		// slack covers scheduling under the race detector on two cores.
+		slack = 500 * time.Millisecond
+	)
+	reg := prometheus.NewRegistry()
+	p := startAEAD(t, func(c *Config) { c.Timeout = timeout; c.Registerer = reg })
+	ctx := context.Background()
+	blob, err := p.Encrypt(ctx, []byte("kek"), []byte("o_1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldPid := p.Info().Pid
+
+	var (
+		mu           sync.Mutex
+		calls        int
+		failures     int
+		killedAt     time.Time
+		firstSuccess time.Time // first success that started after the kill
+	)
+	stop := time.Now().Add(duration)
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; time.Now().Before(stop); i++ {
+				start := time.Now()
+				var err error
+				if (w+i)%2 == 0 {
+					_, err = p.Encrypt(ctx, []byte("payload"), []byte("o_1"))
+				} else {
+					var got []byte
+					got, err = p.Decrypt(ctx, blob, []byte("o_1"))
+					if err == nil && string(got) != "kek" {
+						t.Errorf("Decrypt = %q; want kek", got)
+					}
+				}
+				took := time.Since(start)
+				mu.Lock()
+				calls++
+				if err != nil {
+					failures++
+					if !errors.Is(err, ErrUnavailable) {
+						t.Errorf("call failed with a non-retryable error: %v", err)
+					}
+					if took > timeout+slack {
+						t.Errorf("failed call took %s; deadline %s", took, timeout)
+					}
+				} else if !killedAt.IsZero() && start.After(killedAt) && firstSuccess.IsZero() {
+					firstSuccess = time.Now()
+				}
+				mu.Unlock()
+			}
+		}(w)
+	}
+
+	time.Sleep(time.Second)
+	mu.Lock()
+	killedAt = time.Now()
+	mu.Unlock()
+	if err := syscall.Kill(oldPid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+
+	t.Logf("%d calls, %d failed, first success %s after the kill", calls, failures, firstSuccess.Sub(killedAt))
+	if firstSuccess.IsZero() {
+		t.Fatal("no call succeeded after the kill")
+	}
+	if d := firstSuccess.Sub(killedAt); d > 2*time.Second {
+		t.Errorf("calls succeeded again %s after the kill; want within 2s", d)
+	}
+	info := p.Info()
+	if info.Pid == oldPid || !alive(info.Pid) || info.State != StateReady || info.Restarts != 1 {
+		t.Errorf("after restart: pid %d (old %d), state %s, restarts %d; want a new live pid, ready, 1 restart",
+			info.Pid, oldPid, info.State, info.Restarts)
+	}
+	if !strings.Contains(info.LastError, "exited") {
+		t.Errorf("LastError = %q; want the exit", info.LastError)
+	}
+	if got := metricValue(t, reg, metricRestarts, map[string]string{"block": "aead"}); got != 1 {
+		t.Errorf("%s = %v; want 1", metricRestarts, got)
+	}
+}
+
+// TestHungPluginReplaced stops the plugin process (SIGSTOP): the liveness
+// call notices and the host replaces it.
+func TestHungPluginReplaced(t *testing.T) {
+	p := startAEAD(t, func(c *Config) {
+		c.Timeout = 300 * time.Millisecond
+		c.LivenessInterval = 200 * time.Millisecond
+	})
+	oldPid := p.Info().Pid
+	if err := syscall.Kill(oldPid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = syscall.Kill(oldPid, syscall.SIGKILL) })
+
+	start := time.Now()
+	_, err := p.Encrypt(context.Background(), []byte("x"), nil)
+	if err != nil && (!errors.Is(err, ErrUnavailable) || time.Since(start) > time.Second) {
+		t.Errorf("call to the hung plugin: %v after %s; want success or ErrUnavailable within the deadline", err, time.Since(start))
+	}
+	waitFor(t, 10*time.Second, "a new process", func() bool {
+		info := p.Info()
+		return info.Pid != oldPid && info.State == StateReady
+	})
+	if _, err := p.Encrypt(context.Background(), []byte("x"), nil); err != nil {
+		t.Errorf("Encrypt on the new process: %v", err)
+	}
+	if alive(oldPid) {
+		t.Errorf("hung process %d still alive", oldPid)
+	}
+	if got := p.Info().LastError; !strings.Contains(got, "health") {
+		t.Errorf("LastError = %q; want the failed health calls", got)
+	}
+}
+
+func TestRetryOnce(t *testing.T) {
+	p := startAEAD(t, nil)
+	ctx := context.Background()
+	blob, err := p.Encrypt(ctx, []byte("kek"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(p.Info().Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	attempts := 0
+	var got []byte
+	err = p.RetryOnce(ctx, func(ctx context.Context) error {
+		attempts++
+		var err error
+		got, err = p.Decrypt(ctx, blob, nil)
+		return err
+	})
+	if err != nil || string(got) != "kek" {
+		t.Fatalf("RetryOnce(Decrypt) = %q, %v after %d attempts", got, err, attempts)
+	}
+	if attempts > 2 {
+		t.Errorf("%d attempts; want at most 2", attempts)
+	}
+
+	// A non-retryable error is not retried.
+	attempts = 0
+	err = p.RetryOnce(ctx, func(ctx context.Context) error {
+		attempts++
+		_, err := p.Decrypt(ctx, blob, []byte("other"))
+		return err
+	})
+	if !errors.Is(err, ErrDecrypt) || attempts != 1 {
+		t.Errorf("RetryOnce with a decrypt failure: %v after %d attempts; want ErrDecrypt after 1", err, attempts)
+	}
+}
+
+// TestFailedStateAndRecovery removes the binary and kills the process: the
+// restart fails for good reason (failed state, calls fail fast), and
+// putting the binary back brings the block back.
+func TestFailedStateAndRecovery(t *testing.T) {
+	dir := t.TempDir()
+	exe := filepath.Join(dir, ExecutablePrefix+"aead")
+	copyFile(t, filepath.Join(testBin, ExecutablePrefix+"aead"), exe)
+	p := startAEAD(t, func(c *Config) { c.Directory = dir })
+
+	if err := os.Rename(exe, exe+".away"); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(p.Info().Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "the failed state", func() bool { return p.Info().State == StateFailed })
+	if got := p.Info().LastError; !strings.Contains(got, "plugin not found") || !strings.Contains(got, exe) {
+		t.Errorf("LastError = %q; want plugin not found naming %s", got, exe)
+	}
+	start := time.Now()
+	if _, err := p.Encrypt(context.Background(), []byte("x"), nil); !errors.Is(err, ErrUnavailable) || time.Since(start) > 100*time.Millisecond {
+		t.Errorf("Encrypt while failed: %v after %s; want ErrUnavailable at once", err, time.Since(start))
+	}
+
+	if err := os.Rename(exe+".away", exe); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "recovery", func() bool { return p.Info().State == StateReady })
+	if _, err := p.Encrypt(context.Background(), []byte("x"), nil); err != nil {
+		t.Errorf("Encrypt after recovery: %v", err)
+	}
+}
+
+// TestKMSCheck: the opt-in KMS check marks the block degraded during an
+// outage the process survives, and ready again after it.
+func TestKMSCheck(t *testing.T) {
+	failFile := filepath.Join(t.TempDir(), "outage")
+	reg := prometheus.NewRegistry()
+	p := startPlugin(t, Config{
+		Name: "flaky", Type: "flaky", Directory: testBin, Logger: testLogger(t), Registerer: reg,
+		Settings:            map[string]string{"key": testKey, "fail_file": failFile},
+		HealthCheckInterval: 100 * time.Millisecond,
+	})
+	if err := os.WriteFile(failFile, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "degraded", func() bool { return p.Info().State == StateDegraded })
+	if got := p.Info().LastError; !strings.Contains(got, "test outage") {
+		t.Errorf("LastError = %q; want the outage", got)
+	}
+	if err := p.Health(context.Background()); err != nil {
+		t.Errorf("Health (liveness) while the KMS is out: %v; want nil", err)
+	}
+	if got := metricValue(t, reg, metricState, map[string]string{"state": StateDegraded}); got != 1 {
+		t.Errorf("state gauge degraded = %v; want 1", got)
+	}
+	if err := os.Remove(failFile); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "ready", func() bool { return p.Info().State == StateReady })
+	if got := metricValue(t, reg, metricCalls, map[string]string{"operation": opCheck, "result": "unavailable"}); got < 1 {
+		t.Errorf("failed kms checks counted %v; want at least 1", got)
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	a := startAEAD(t, func(c *Config) { c.Registerer = reg })
+	b := startAEAD(t, func(c *Config) { c.Name = "aead#2"; c.Registerer = reg })
+	ctx := context.Background()
+	blob, err := a.Encrypt(ctx, []byte("x"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Decrypt(ctx, blob, []byte("wrong")); !errors.Is(err, ErrDecrypt) {
+		t.Fatal(err)
+	}
+	if _, err := b.Encrypt(ctx, []byte("x"), nil); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		labels map[string]string
+		want   float64
+	}{
+		{metricCalls, map[string]string{"block": "aead", "operation": "encrypt", "result": "ok"}, 1},
+		{metricCalls, map[string]string{"block": "aead", "operation": "decrypt", "result": "decrypt_failed"}, 1},
+		{metricCalls, map[string]string{"block": "aead#2", "operation": "encrypt", "result": "ok"}, 1},
+		{metricState, map[string]string{"block": "aead", "state": StateReady}, 1},
+		{metricState, map[string]string{"block": "aead", "state": StateRestarting}, 0},
+		{metricRestarts, map[string]string{"block": "aead#2"}, 0},
+		{metricDuration, map[string]string{"block": "aead", "operation": "encrypt"}, 1},
+	}
+	for _, tt := range tests {
+		if got := metricValue(t, reg, tt.name, tt.labels); got != tt.want {
+			t.Errorf("%s%v = %v; want %v", tt.name, tt.labels, got, tt.want)
+		}
+	}
+}
+
+// metricValue returns the value (a histogram's sample count) of the one
+// series of name whose labels include labels; -1 if there is none.
+func metricValue(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+	metrics:
+		for _, m := range f.GetMetric() {
+			have := map[string]string{}
+			for _, l := range m.GetLabel() {
+				have[l.GetName()] = l.GetValue()
+			}
+			for k, v := range labels {
+				if have[k] != v {
+					continue metrics
+				}
+			}
+			return value(m)
+		}
+	}
+	return -1
+}
+
+func value(m *dto.Metric) float64 {
+	switch {
+	case m.Counter != nil:
+		return m.Counter.GetValue()
+	case m.Gauge != nil:
+		return m.Gauge.GetValue()
+	case m.Histogram != nil:
+		return float64(m.Histogram.GetSampleCount())
+	}
+	return -1
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	in, err := os.Open(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	out, err := os.OpenFile(to, os.O_CREATE|os.O_WRONLY|os.O_EXCL, 0o755)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		t.Fatal(err)
+	}
+	if err := out.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
