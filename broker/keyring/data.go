@@ -22,7 +22,8 @@ const MaxPlaintextLen = envelope.MaxPlaintextLen
 // TODO: nothing counts encryptions per key version; past about 2^32
 // envelopes under one version, random nonces exceed NIST's collision
 // bound, so a scope that busy must be rotated by its operator.
-func (k *Keyring) Encrypt(ctx context.Context, scopeID string, p DataPurpose, plaintext, aad []byte) ([]byte, uint32, error) {
+func (k *Keyring) Encrypt(ctx context.Context, scopeID string, p DataPurpose,
+	plaintext, aad []byte) ([]byte, uint32, error) {
 	if err := k.check(scopeID); err != nil {
 		return nil, 0, fmt.Errorf("encrypt: %w", err)
 	}
@@ -33,7 +34,8 @@ func (k *Keyring) Encrypt(ctx context.Context, scopeID string, p DataPurpose, pl
 	case len(plaintext) == 0:
 		return nil, 0, fmt.Errorf("encrypt: %w", ErrEmptyPlaintext)
 	case len(plaintext) > MaxPlaintextLen:
-		return nil, 0, fmt.Errorf("encrypt: %w: %d bytes, at most %d", ErrPlaintextTooLarge, len(plaintext), MaxPlaintextLen)
+		return nil, 0, fmt.Errorf("encrypt: %w: %d bytes, at most %d",
+			ErrPlaintextTooLarge, len(plaintext), MaxPlaintextLen)
 	}
 
 	for attempt := 1; ; attempt++ {
@@ -53,7 +55,8 @@ func (k *Keyring) Encrypt(ctx context.Context, scopeID string, p DataPurpose, pl
 			return nil, 0, fmt.Errorf("encrypt in scope %q: %w", scopeID, err)
 		}
 
-		out := envelope.Seal(nil, sk.aead, nil, scopeID, envelope.Header{Purpose: code, KeyVersion: v}, plaintext, aad)
+		out := envelope.Seal(nil, sk.aead, nil, scopeID,
+			envelope.Header{Purpose: code, KeyVersion: v}, plaintext, aad)
 		return out, v, nil
 	}
 }
@@ -62,7 +65,8 @@ func (k *Keyring) Encrypt(ctx context.Context, scopeID string, p DataPurpose, pl
 // and aad, and returns the plaintext and the key version that made it.
 // Every envelope that does not open gets ErrDecrypt; one made by a
 // destroyed key version gets ErrKeyVersionDestroyed.
-func (k *Keyring) Decrypt(ctx context.Context, scopeID string, p DataPurpose, env, aad []byte) ([]byte, uint32, error) {
+func (k *Keyring) Decrypt(ctx context.Context, scopeID string, p DataPurpose, env,
+	aad []byte) ([]byte, uint32, error) {
 	if err := k.check(scopeID); err != nil {
 		return nil, 0, fmt.Errorf("decrypt: %w", err)
 	}
@@ -75,7 +79,8 @@ func (k *Keyring) Decrypt(ctx context.Context, scopeID string, p DataPurpose, en
 		return nil, 0, k.openFailed(scopeID, p, 0, err)
 	}
 	if h.Purpose != code {
-		return nil, 0, k.openFailed(scopeID, p, h.KeyVersion, fmt.Errorf("envelope is for purpose code %d", h.Purpose))
+		return nil, 0, k.openFailed(scopeID, p, h.KeyVersion,
+			fmt.Errorf("envelope is for purpose code %d", h.Purpose))
 	}
 
 	ref := dataRef{code, h.KeyVersion}
@@ -91,7 +96,7 @@ func (k *Keyring) Decrypt(ctx context.Context, scopeID string, p DataPurpose, en
 			// another broker since we last looked.
 			if !rechecked && h.KeyVersion > e.newest[code] {
 				rechecked = true
-				if _, err := k.revalidate(ctx, e); err != nil {
+				if _, err := k.revalidate(ctx, e, true); err != nil {
 					return nil, 0, fmt.Errorf("decrypt in scope %q: %w", scopeID, err)
 				}
 				continue
@@ -99,7 +104,8 @@ func (k *Keyring) Decrypt(ctx context.Context, scopeID string, p DataPurpose, en
 			return nil, 0, k.openFailed(scopeID, p, h.KeyVersion, errors.New("no such key version"))
 		}
 		if !row.DestroyTime.IsZero() {
-			return nil, 0, fmt.Errorf("decrypt in scope %q: %s key version %d: %w", scopeID, p, h.KeyVersion, ErrKeyVersionDestroyed)
+			return nil, 0, fmt.Errorf("decrypt in scope %q: %s key version %d: %w",
+				scopeID, p, h.KeyVersion, ErrKeyVersionDestroyed)
 		}
 		sk, err := k.dataKey(ctx, e, p, h.KeyVersion)
 		if errors.Is(err, errRetired) && attempt < maxEntryRetries {
@@ -119,6 +125,7 @@ func (k *Keyring) Decrypt(ctx context.Context, scopeID string, p DataPurpose, en
 // openFailed logs why an envelope did not open, at Debug and without any
 // secret, and returns the one opaque ErrDecrypt.
 func (k *Keyring) openFailed(scopeID string, p DataPurpose, version uint32, reason error) error {
-	k.log.Debug("decrypt failed", "scope", scopeID, "purpose", p, "key_version", version, "error", reason)
+	k.log.Debug("decrypt failed", "scope", scopeID, "purpose", p, "key_version",
+		version, "error", reason)
 	return ErrDecrypt
 }

@@ -38,17 +38,21 @@ const deriveDomain = "kmsbroker/derive/v1"
 // bytes. The ids are bound length-prefixed, so no two id pairs collide.
 // A destroyed version fails with ErrKeyVersionDestroyed, an unknown one
 // with ErrKeyVersionNotFound.
-func (k *Keyring) DeriveKey(ctx context.Context, scopeID, user, session string, length int, version uint32) ([]byte, uint32, error) {
+func (k *Keyring) DeriveKey(ctx context.Context, scopeID, user, session string,
+	length int, version uint32) ([]byte, uint32, error) {
 	if err := k.check(scopeID); err != nil {
 		return nil, 0, fmt.Errorf("derive key: %w", err)
 	}
 	switch {
 	case user == "" || len(user) > MaxDeriveIDLen:
-		return nil, 0, fmt.Errorf("derive key: %w: user id must be 1 to %d bytes", ErrInvalidDeriveInput, MaxDeriveIDLen)
+		return nil, 0, fmt.Errorf("derive key: %w: user id must be 1 to %d bytes",
+			ErrInvalidDeriveInput, MaxDeriveIDLen)
 	case session == "" || len(session) > MaxDeriveIDLen:
-		return nil, 0, fmt.Errorf("derive key: %w: session id must be 1 to %d bytes", ErrInvalidDeriveInput, MaxDeriveIDLen)
+		return nil, 0, fmt.Errorf("derive key: %w: session id must be 1 to %d bytes",
+			ErrInvalidDeriveInput, MaxDeriveIDLen)
 	case length < MinDerivedKeyLen || length > MaxDerivedKeyLen:
-		return nil, 0, fmt.Errorf("derive key: %w: length %d, want %d to %d", ErrInvalidDeriveInput, length, MinDerivedKeyLen, MaxDerivedKeyLen)
+		return nil, 0, fmt.Errorf("derive key: %w: length %d, want %d to %d",
+			ErrInvalidDeriveInput, length, MinDerivedKeyLen, MaxDerivedKeyLen)
 	}
 
 	code := Sessions.code()
@@ -67,15 +71,17 @@ func (k *Keyring) DeriveKey(ctx context.Context, scopeID, user, session string, 
 		if !ok {
 			if !rechecked && v > e.newest[code] {
 				rechecked = true
-				if _, err := k.revalidate(ctx, e); err != nil {
+				if _, err := k.revalidate(ctx, e, true); err != nil {
 					return nil, 0, fmt.Errorf("derive key in scope %q: %w", scopeID, err)
 				}
 				continue
 			}
-			return nil, 0, fmt.Errorf("derive key in scope %q: sessions key version %d: %w", scopeID, v, ErrKeyVersionNotFound)
+			return nil, 0, fmt.Errorf("derive key in scope %q: sessions key version %d: %w",
+				scopeID, v, ErrKeyVersionNotFound)
 		}
 		if !row.DestroyTime.IsZero() {
-			return nil, 0, fmt.Errorf("derive key in scope %q: sessions key version %d: %w", scopeID, v, ErrKeyVersionDestroyed)
+			return nil, 0, fmt.Errorf("derive key in scope %q: sessions key version %d: %w",
+				scopeID, v, ErrKeyVersionDestroyed)
 		}
 		_, err = k.dataKey(ctx, e, Sessions, v)
 		if errors.Is(err, errRetired) && attempt < maxEntryRetries {
@@ -112,7 +118,8 @@ func (k *Keyring) DeriveKey(ctx context.Context, scopeID, user, session string, 
 //	uint32 length
 //
 // Binding the length makes a short key no prefix of a longer one.
-func derive(secret []byte, scopeID string, version uint32, user, session string, length int) ([]byte, error) {
+func derive(secret []byte, scopeID string, version uint32, user, session string,
+	length int) ([]byte, error) {
 	info := make([]byte, 0, len(deriveDomain)+4*5+len(scopeID)+len(user)+len(session))
 	info = append(info, deriveDomain...)
 	info = binary.BigEndian.AppendUint32(info, uint32(len(scopeID)))

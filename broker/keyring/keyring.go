@@ -257,7 +257,8 @@ func (k *Keyring) CreateScope(ctx context.Context, id, name string) (ScopeInfo, 
 	k.cache.put(e)
 	k.log.Info("scope created", "scope", id)
 
-	info := ScopeInfo{ID: id, Name: name, CreateTime: now, RootKeyVersion: 1, DataKeys: map[DataPurpose]uint32{}}
+	info := ScopeInfo{ID: id, Name: name, CreateTime: now, RootKeyVersion: 1,
+		DataKeys: map[DataPurpose]uint32{}}
 	for _, p := range purposes {
 		info.DataKeys[p] = 1
 	}
@@ -356,7 +357,8 @@ func storeErr(err error) error {
 }
 
 // newKEK makes and root-wraps a new KEK version.
-func (k *Keyring) newKEK(ctx context.Context, scopeID string, version uint32, now time.Time) (*secretKey, store.RootKeyVersion, error) {
+func (k *Keyring) newKEK(ctx context.Context, scopeID string, version uint32,
+	now time.Time) (*secretKey, store.RootKeyVersion, error) {
 	id := newVersionID("kek_")
 	sk, err := newSecretKey(id, randomKey())
 	if err != nil {
@@ -367,11 +369,13 @@ func (k *Keyring) newKEK(ctx context.Context, scopeID string, version uint32, no
 		sk.zero()
 		return nil, store.RootKeyVersion{}, err
 	}
-	return sk, store.RootKeyVersion{Version: version, ID: id, Blob: blob, WrappingKeyID: keyID, CreateTime: now}, nil
+	return sk, store.RootKeyVersion{Version: version, ID: id, Blob: blob,
+		WrappingKeyID: keyID, CreateTime: now}, nil
 }
 
 // newDEK makes a DEK version wrapped by the given KEK version.
-func newDEK(scopeID string, p DataPurpose, version uint32, kek *secretKey, kekVersion uint32, now time.Time) (*secretKey, store.DataKeyVersion, error) {
+func newDEK(scopeID string, p DataPurpose, version uint32, kek *secretKey,
+	kekVersion uint32, now time.Time) (*secretKey, store.DataKeyVersion, error) {
 	id := newVersionID("dek_")
 	sk, err := newSecretKey(id, randomKey())
 	if err != nil {
@@ -396,7 +400,8 @@ func zeroAll(keys []*secretKey) {
 
 // wrapRoot wraps a KEK with the root KMS and returns the proto-encoded
 // blob and the wrapping key's id.
-func (k *Keyring) wrapRoot(ctx context.Context, scopeID string, version uint32, raw []byte) ([]byte, string, error) {
+func (k *Keyring) wrapRoot(ctx context.Context, scopeID string, version uint32,
+	raw []byte) ([]byte, string, error) {
 	k.stats.rootCall()
 	blob, err := k.root.WrapRoot(ctx, raw, kekAAD(scopeID, version))
 	if err != nil {
@@ -413,10 +418,12 @@ func (k *Keyring) wrapRoot(ctx context.Context, scopeID string, version uint32, 
 }
 
 // unwrapRoot unwraps a stored KEK version with the root KMS.
-func (k *Keyring) unwrapRoot(ctx context.Context, scopeID string, r store.RootKeyVersion) (*secretKey, error) {
+func (k *Keyring) unwrapRoot(ctx context.Context, scopeID string,
+	r store.RootKeyVersion) (*secretKey, error) {
 	var blob wrapping.BlobInfo
 	if err := proto.Unmarshal(r.Blob, &blob); err != nil {
-		return nil, fmt.Errorf("unwrap key version %d: %w: stored blob does not decode: %w", r.Version, ErrRootKMS, err)
+		return nil, fmt.Errorf("unwrap key version %d: %w: stored blob does not decode: %w",
+			r.Version, ErrRootKMS, err)
 	}
 	k.stats.rootCall()
 	raw, err := k.root.UnwrapRoot(ctx, &blob, kekAAD(scopeID, r.Version))

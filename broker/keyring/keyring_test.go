@@ -565,3 +565,55 @@ func TestStoredKeysAreBound(t *testing.T) {
 		}
 	}
 }
+
+// TestStoreOutageKeepsWarmScopesServing checks that a store that stops
+// answering does not stop data operations on cached scopes: the staleness
+// check fails, is logged once per StaleAfter, and the cached keys serve.
+func TestStoreOutageKeepsWarmScopesServing(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	ctx := context.Background()
+	f.mustCreate(t, "o_1")
+	before := f.seal(t, "o_1", Database, "before the outage")
+
+	f.cst.fail.Store(true)
+	f.clock.Advance(2 * DefaultStaleAfter)
+	during := f.seal(t, "o_1", Database, "during the outage")
+	f.mustOpenAll(t, []sealed{before, during})
+	if n := strings.Count(f.logs.String(), "cannot check scope"); n != 1 {
+		t.Errorf("outage logged %d times, want once per StaleAfter", n)
+	}
+	if _, _, err := f.kr.Encrypt(ctx, "o_2", Database, []byte("x"), nil); !errors.Is(err, ErrStore) {
+		t.Errorf("Encrypt on an uncached scope during the outage = %v, want ErrStore", err)
+	}
+
+	f.cst.fail.Store(false)
+	f.clock.Advance(2 * DefaultStaleAfter)
+	calls := f.cst.calls.Load()
+	f.mustOpenAll(t, []sealed{before, during})
+	if f.cst.calls.Load() == calls {
+		t.Error("no staleness check after the store came back")
+	}
+}
+
+// TestForcedCheckDuringOutage checks that an envelope naming a version
+// newer than any cached, which needs the store to be judged, fails as a
+// store failure while the store is down, not as a bad envelope.
+func TestForcedCheckDuringOutage(t *testing.T) {
+	b := storetest.SQLite(t)
+	a := newFixture(t, fixtureOpts{backend: b})
+	other := newFixture(t, fixtureOpts{backend: b, root: a.root})
+	a.mustCreate(t, "o_1")
+	other.seal(t, "o_1", Database, "warm other up")
+	if _, err := a.kr.RotateKeys(context.Background(), "o_1", false); err != nil {
+		t.Fatal(err)
+	}
+	newer := a.seal(t, "o_1", Database, "v2")
+
+	other.cst.fail.Store(true)
+	_, _, err := other.kr.Decrypt(context.Background(), "o_1", Database, newer.env, newer.aad)
+	if !errors.Is(err, ErrStore) || errors.Is(err, ErrDecrypt) {
+		t.Fatalf("Decrypt of a newer version with the store down = %v, want ErrStore", err)
+	}
+	other.cst.fail.Store(false)
+	other.mustOpenAll(t, []sealed{newer})
+}

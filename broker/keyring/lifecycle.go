@@ -51,7 +51,8 @@ var errNoChange = errors.New("no change")
 // carry over to the cache. If another change commits first, everything is
 // redone on a new snapshot. The working entry's copies are zeroed in the
 // end.
-func (k *Keyring) change(ctx context.Context, id string, fn func(w *scopeEntry) (store.KeyChanges, error)) error {
+func (k *Keyring) change(ctx context.Context, id string,
+	fn func(w *scopeEntry) (store.KeyChanges, error)) error {
 	if err := k.check(id); err != nil {
 		return err
 	}
@@ -78,7 +79,8 @@ func (k *Keyring) change(ctx context.Context, id string, fn func(w *scopeEntry) 
 		if errors.Is(err, store.ErrConflict) && attempt < maxChangeAttempts {
 			w.retire(nil)
 			k.log.Debug("scope keys changed concurrently; retrying", "scope", id, "attempt", attempt)
-			if err := sleep(ctx, time.Duration(attempt)*changeBackoff+rand.N(changeBackoff)); err != nil {
+			if err := sleep(ctx,
+				time.Duration(attempt)*changeBackoff+rand.N(changeBackoff)); err != nil {
 				return err
 			}
 			continue
@@ -105,7 +107,8 @@ func (k *Keyring) publish(ctx context.Context, id string, w *scopeEntry) {
 	if err != nil {
 		w.retire(nil)
 		k.cache.remove(id, nil)
-		k.log.Warn("cannot reload scope after a key change; dropped it from the cache", "scope", id, "error", err)
+		k.log.Warn("cannot reload scope after a key change; dropped it from the cache",
+			"scope", id, "error", err)
 		return
 	}
 	fresh := newEntry(keys, k.now())
@@ -170,13 +173,15 @@ func (k *Keyring) RotateKeys(ctx context.Context, scopeID string, rewrap bool) (
 	if err != nil {
 		return ScopeInfo{}, fmt.Errorf("rotate keys of scope %q: %w", scopeID, err)
 	}
-	k.log.Info("scope keys rotated", "scope", scopeID, "key_version", rootV, "rewrapped_data_keys", rewraps)
+	k.log.Info("scope keys rotated", "scope", scopeID, "key_version", rootV,
+		"rewrapped_data_keys", rewraps)
 	return k.Scope(ctx, scopeID)
 }
 
 // rewrapData re-encrypts every live DEK version of w that kekVersion does
 // not already wrap under that KEK.
-func (k *Keyring) rewrapData(ctx context.Context, w *scopeEntry, kek *secretKey, kekVersion uint32) ([]store.DataKeyVersion, error) {
+func (k *Keyring) rewrapData(ctx context.Context, w *scopeEntry, kek *secretKey,
+	kekVersion uint32) ([]store.DataKeyVersion, error) {
 	var out []store.DataKeyVersion
 	for ref, row := range w.data {
 		if !row.DestroyTime.IsZero() || row.RootVersion == kekVersion {
@@ -227,7 +232,8 @@ func (k *Keyring) RewrapKeys(ctx context.Context, scopeID string) (RewrapResult,
 			if err != nil {
 				return store.KeyChanges{}, err
 			}
-			ch.RewrapRoot = append(ch.RewrapRoot, store.RootKeyVersion{Version: v, Blob: blob, WrappingKeyID: keyID})
+			ch.RewrapRoot = append(ch.RewrapRoot, store.RootKeyVersion{Version: v,
+				Blob: blob, WrappingKeyID: keyID})
 		}
 		newest, err := k.kekFor(ctx, w, w.newestRoot)
 		if err != nil {
@@ -242,7 +248,8 @@ func (k *Keyring) RewrapKeys(ctx context.Context, scopeID string) (RewrapResult,
 	if err != nil {
 		return RewrapResult{}, fmt.Errorf("rewrap keys of scope %q: %w", scopeID, err)
 	}
-	k.log.Info("scope keys rewrapped", "scope", scopeID, "root_key_versions", res.RootKeyVersions, "data_key_versions", res.DataKeyVersions)
+	k.log.Info("scope keys rewrapped", "scope", scopeID, "root_key_versions",
+		res.RootKeyVersions, "data_key_versions", res.DataKeyVersions)
 	return res, nil
 }
 
@@ -275,7 +282,8 @@ func (k *Keyring) RewrapAll(ctx context.Context) (RewrapResult, error) {
 		total.DataKeyVersions += res.DataKeyVersions
 	}
 	if len(errs) > 0 {
-		return total, fmt.Errorf("rewrap all scopes: %d of %d failed: %w", len(errs), len(scopes), errors.Join(errs...))
+		return total, fmt.Errorf("rewrap all scopes: %d of %d failed: %w",
+			len(errs), len(scopes), errors.Join(errs...))
 	}
 	return total, nil
 }
@@ -318,7 +326,7 @@ func (k *Keyring) KeyVersions(ctx context.Context, scopeID string) ([]KeyVersion
 	if err != nil {
 		return nil, fmt.Errorf("list key versions of scope %q: %w", scopeID, storeErr(err))
 	}
-	e := newEntry(keys, time.Time{})
+	e := newEntry(keys, k.now())
 	out := make([]KeyVersion, 0, len(keys.Root)+len(keys.Data))
 	for _, r := range keys.Root {
 		out = append(out, KeyVersion{
@@ -371,7 +379,8 @@ func (k *Keyring) DestroyKeyVersion(ctx context.Context, scopeID, versionID stri
 				}
 			}
 			if n > 0 {
-				return ch, fmt.Errorf("root key version %d: %w: %d live data key versions; rewrap first", v, ErrKeyVersionInUse, n)
+				return ch, fmt.Errorf("root key version %d: %w: %d live data key versions; rewrap first",
+					v, ErrKeyVersionInUse, n)
 			}
 			desc = []any{"purpose", RootKey, "key_version", v}
 			return ch, nil
@@ -405,7 +414,8 @@ func (k *Keyring) DestroyKeyVersion(ctx context.Context, scopeID, versionID stri
 // newest key version of the same purpose, so callers can migrate stored
 // data off old versions before destroying them. It returns the new
 // envelope and its key version; errors are those of Decrypt and Encrypt.
-func (k *Keyring) ReEncrypt(ctx context.Context, scopeID string, p DataPurpose, env, aad []byte) ([]byte, uint32, error) {
+func (k *Keyring) ReEncrypt(ctx context.Context, scopeID string, p DataPurpose, env,
+	aad []byte) ([]byte, uint32, error) {
 	pt, _, err := k.Decrypt(ctx, scopeID, p, env, aad)
 	if err != nil {
 		return nil, 0, err

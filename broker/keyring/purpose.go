@@ -28,7 +28,8 @@ func DataPurposes() []DataPurpose { return purposes[:] }
 func ParseDataPurpose(s string) (DataPurpose, error) {
 	p := DataPurpose(s)
 	if p.code() == 0 {
-		return "", fmt.Errorf("%w %q (valid: database, oplog, tokens, sessions)", ErrUnknownDataPurpose, s)
+		return "", fmt.Errorf("%w %q (valid: database, oplog, tokens, sessions)",
+			ErrUnknownDataPurpose, s)
 	}
 	return p, nil
 }

@@ -21,7 +21,7 @@ func (k *Keyring) entry(ctx context.Context, id string) (*scopeEntry, error) {
 		if k.staleAfter < 0 || k.now().UnixNano()-e.checked.Load() < int64(k.staleAfter) {
 			return e, nil
 		}
-		return k.revalidate(ctx, e)
+		return k.revalidate(ctx, e, false)
 	}
 	k.stats.misses.Add(1)
 	v, err := k.shared(ctx, "load\x00"+id, func(ctx context.Context) (any, error) {
@@ -56,20 +56,23 @@ func (k *Keyring) load(ctx context.Context, id string) (*scopeEntry, error) {
 
 // revalidate compares e's generation with the store's and returns the
 // entry to use: e if nothing changed, a fresh one if something did. If the
-// store cannot answer, e keeps serving (its keys are still valid for every
-// envelope it knows) and the next check waits another staleAfter.
-func (k *Keyring) revalidate(ctx context.Context, e *scopeEntry) (*scopeEntry, error) {
-	v, err := k.shared(ctx, "gen\x00"+strconv.FormatUint(e.uid, 10), func(ctx context.Context) (any, error) {
-		gen, err := k.st.ScopeGeneration(ctx, e.id)
-		if err != nil {
-			return nil, err
-		}
-		if gen == e.gen {
-			e.checked.Store(k.now().UnixNano())
-			return e, nil
-		}
-		return k.load(ctx, e.id)
-	})
+// store cannot answer, a routine check (strict false) keeps e serving, as
+// its keys are still valid for every envelope it knows, and the next check
+// waits another staleAfter; a check a request depends on (strict) fails
+// with ErrStore.
+func (k *Keyring) revalidate(ctx context.Context, e *scopeEntry, strict bool) (*scopeEntry, error) {
+	v, err := k.shared(ctx, "gen\x00"+strconv.FormatUint(e.uid, 10),
+		func(ctx context.Context) (any, error) {
+			gen, err := k.st.ScopeGeneration(ctx, e.id)
+			if err != nil {
+				return nil, err
+			}
+			if gen == e.gen {
+				e.checked.Store(k.now().UnixNano())
+				return e, nil
+			}
+			return k.load(ctx, e.id)
+		})
 	switch {
 	case err == nil:
 		return v.(*scopeEntry), nil
@@ -78,6 +81,10 @@ func (k *Keyring) revalidate(ctx context.Context, e *scopeEntry) (*scopeEntry, e
 		return nil, ErrScopeNotFound
 	case ctx.Err() != nil || errors.Is(err, ErrClosed):
 		return nil, err
+	case strict && errors.Is(err, ErrStore):
+		return nil, err
+	case strict:
+		return nil, fmt.Errorf("%w: %w", ErrStore, err)
 	}
 	e.checked.Store(k.now().UnixNano())
 	k.log.Warn("cannot check scope for key changes; using cached keys", "scope", e.id, "error", err)
@@ -87,7 +94,8 @@ func (k *Keyring) revalidate(ctx context.Context, e *scopeEntry) (*scopeEntry, e
 // shared runs fn once for all concurrent callers with the same key. fn
 // runs detached from the first caller's cancellation, bounded by
 // sharedCallTimeout; each caller stops waiting when its own context ends.
-func (k *Keyring) shared(ctx context.Context, key string, fn func(context.Context) (any, error)) (any, error) {
+func (k *Keyring) shared(ctx context.Context, key string,
+	fn func(context.Context) (any, error)) (any, error) {
 	ch := k.flight.DoChan(key, func() (any, error) {
 		c, cancel := context.WithTimeout(context.WithoutCancel(ctx), sharedCallTimeout)
 		defer cancel()
@@ -141,7 +149,8 @@ func (k *Keyring) kekFor(ctx context.Context, e *scopeEntry, v uint32) (*secretK
 
 // dataKey returns DEK version v of purpose p of e's scope, unwrapping it
 // (and its KEK, if needed) once if e does not have it yet.
-func (k *Keyring) dataKey(ctx context.Context, e *scopeEntry, p DataPurpose, v uint32) (*secretKey, error) {
+func (k *Keyring) dataKey(ctx context.Context, e *scopeEntry, p DataPurpose,
+	v uint32) (*secretKey, error) {
 	ref := dataRef{p.code(), v}
 	if sk, retired := e.dek(ref); retired {
 		return nil, errRetired

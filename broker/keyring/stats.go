@@ -47,7 +47,8 @@ func (k *Keyring) registerMetrics(r prometheus.Registerer) {
 	cs := []prometheus.Collector{
 		counter("cache_hits_total", "Scope lookups served from the key cache.", &k.stats.hits),
 		counter("cache_misses_total", "Scope lookups that read the store.", &k.stats.misses),
-		counter("root_calls_total", "Calls to the root KMS (wraps and unwraps of scope KEKs).", &k.stats.rootCalls),
+		counter("root_calls_total",
+			"Calls to the root KMS (wraps and unwraps of scope KEKs).", &k.stats.rootCalls),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Namespace: "kmsbroker", Subsystem: "keyring", Name: "cached_scopes",
 			Help: "Scopes whose keys are cached.",

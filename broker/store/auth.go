@@ -66,7 +66,8 @@ func scanToken(scan func(...any) error) (Token, error) {
 		created          int64
 		expires, revoked sql.NullInt64
 	)
-	if err := scan(&t.ID, &t.Name, &t.Role, &scopes, &t.Hash, &created, &expires, &revoked); err != nil {
+	if err := scan(&t.ID, &t.Name, &t.Role, &scopes, &t.Hash, &created, &expires,
+		&revoked); err != nil {
 		return Token{}, err
 	}
 	if err := json.Unmarshal([]byte(scopes), &t.Scopes); err != nil {
@@ -107,7 +108,8 @@ func (s *sqlStore) UseNonce(ctx context.Context, nonce []byte, expires time.Time
 		if _, err := tx.ExecContext(ctx, prune, time.Now().UnixNano()); err != nil {
 			return fmt.Errorf("prune: %w", err)
 		}
-		const q = `INSERT INTO used_nonces (hash, expires_at) VALUES ($1, $2) ON CONFLICT (hash) DO NOTHING`
+		const q = `INSERT INTO used_nonces (hash, expires_at) VALUES ($1,
+			$2) ON CONFLICT (hash) DO NOTHING`
 		res, err := tx.ExecContext(ctx, q, sum[:], nanos(expires))
 		if err != nil {
 			return err

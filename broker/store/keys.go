@@ -90,7 +90,8 @@ func insertRoot(ctx context.Context, tx *sql.Tx, scopeID string, r RootKeyVersio
 	const q = `INSERT INTO root_key_versions
 		(scope_id, version, id, blob, wrapping_key_id, created_at, destroyed_at)
 		VALUES ($1, $2, $3, $4, $5, $6, NULL)`
-	_, err := tx.ExecContext(ctx, q, scopeID, int64(r.Version), r.ID, r.Blob, r.WrappingKeyID, nanos(r.CreateTime))
+	_, err := tx.ExecContext(ctx, q, scopeID, int64(r.Version), r.ID, r.Blob,
+		r.WrappingKeyID, nanos(r.CreateTime))
 	return err
 }
 
@@ -98,7 +99,8 @@ func insertData(ctx context.Context, tx *sql.Tx, scopeID string, d DataKeyVersio
 	const q = `INSERT INTO data_key_versions
 		(scope_id, purpose, version, id, root_version, wrapped, created_at, destroyed_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, NULL)`
-	_, err := tx.ExecContext(ctx, q, scopeID, d.Purpose, int64(d.Version), d.ID, int64(d.RootVersion), d.Wrapped, nanos(d.CreateTime))
+	_, err := tx.ExecContext(ctx, q, scopeID, d.Purpose, int64(d.Version), d.ID,
+		int64(d.RootVersion), d.Wrapped, nanos(d.CreateTime))
 	return err
 }
 
@@ -170,7 +172,8 @@ func (s *sqlStore) ListScopes(ctx context.Context) ([]Scope, error) {
 	var out []Scope
 	err := s.inReadTx(ctx, func(tx *sql.Tx) error {
 		byID := map[string]*Scope{}
-		rows, err := tx.QueryContext(ctx, `SELECT id, name, created_at, generation FROM scopes ORDER BY id`)
+		rows, err := tx.QueryContext(ctx, `SELECT id, name, created_at,
+			generation FROM scopes ORDER BY id`)
 		if err != nil {
 			return err
 		}
@@ -217,7 +220,8 @@ func (s *sqlStore) ListScopes(ctx context.Context) ([]Scope, error) {
 
 // scanNewest runs a grouped MAX(version) query whose rows are (scope id,
 // [purpose,] version) and hands each row to fn.
-func scanNewest(ctx context.Context, tx *sql.Tx, q string, fn func(id, purpose string, v uint32), withPurpose bool) error {
+func scanNewest(ctx context.Context, tx *sql.Tx, q string, fn func(id,
+	purpose string, v uint32), withPurpose bool) error {
 	rows, err := tx.QueryContext(ctx, q)
 	if err != nil {
 		return err
@@ -322,7 +326,8 @@ func (s *sqlStore) ScopeGeneration(ctx context.Context, id string) (uint64, erro
 	return uint64(gen), nil
 }
 
-func (s *sqlStore) UpdateKeys(ctx context.Context, scopeID string, generation uint64, ch KeyChanges) (uint64, error) {
+func (s *sqlStore) UpdateKeys(ctx context.Context, scopeID string,
+	generation uint64, ch KeyChanges) (uint64, error) {
 	var next uint64
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		// The compare-and-swap comes first: on PostgreSQL it also locks
@@ -356,14 +361,16 @@ func (s *sqlStore) UpdateKeys(ctx context.Context, scopeID string, generation ui
 		for _, r := range ch.RewrapRoot {
 			const q = `UPDATE root_key_versions SET blob = $3, wrapping_key_id = $4
 				WHERE scope_id = $1 AND version = $2 AND destroyed_at IS NULL`
-			if err := execOne(ctx, tx, q, scopeID, int64(r.Version), r.Blob, r.WrappingKeyID); err != nil {
+			if err := execOne(ctx, tx, q, scopeID, int64(r.Version), r.Blob,
+				r.WrappingKeyID); err != nil {
 				return fmt.Errorf("rewrap root key version %d: %w", r.Version, err)
 			}
 		}
 		for _, d := range ch.RewrapData {
 			const q = `UPDATE data_key_versions SET wrapped = $4, root_version = $5
 				WHERE scope_id = $1 AND purpose = $2 AND version = $3 AND destroyed_at IS NULL`
-			if err := execOne(ctx, tx, q, scopeID, d.Purpose, int64(d.Version), d.Wrapped, int64(d.RootVersion)); err != nil {
+			if err := execOne(ctx, tx, q, scopeID, d.Purpose, int64(d.Version),
+				d.Wrapped, int64(d.RootVersion)); err != nil {
 				return fmt.Errorf("rewrap %s data key version %d: %w", d.Purpose, d.Version, err)
 			}
 		}
@@ -450,7 +457,8 @@ func checkNoOrphans(ctx context.Context, tx *sql.Tx, scopeID string) error {
 		return err
 	}
 	if n > 0 {
-		return fmt.Errorf("%d live data key versions would lose their root key version: %w", n, ErrConflict)
+		return fmt.Errorf("%d live data key versions would lose their root key version: %w",
+			n, ErrConflict)
 	}
 	return nil
 }

@@ -80,7 +80,8 @@ func (s *sqlStore) migrate(ctx context.Context) error {
 		}
 
 		var current sql.NullInt64
-		if err := tx.QueryRowContext(ctx, `SELECT MAX(version) FROM schema_version`).Scan(&current); err != nil {
+		if err := tx.QueryRowContext(ctx,
+			`SELECT MAX(version) FROM schema_version`).Scan(&current); err != nil {
 			return fmt.Errorf("migrate: read schema version: %w", err)
 		}
 		if int(current.Int64) > len(ms) {

@@ -100,7 +100,8 @@ func Open(ctx context.Context, kind, dsn string) (Store, error) {
 		}
 		d, source = postgresDialect, dsn
 	default:
-		return nil, fmt.Errorf("open store: %w %q (valid: %s, %s)", ErrUnknownKind, kind, KindSQLite, KindPostgres)
+		return nil, fmt.Errorf("open store: %w %q (valid: %s, %s)", ErrUnknownKind,
+			kind, KindSQLite, KindPostgres)
 	}
 
 	db, err := sql.Open(d.driver, source)

@@ -108,16 +108,29 @@ const devToken = "kmsb.AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8"
 
 func startDev(t *testing.T) *devBroker {
 	t.Helper()
+	b := newBroker(t)
+	b.token = devToken
+	b.start(t, "dev", "-listen="+b.addr, "-dev-token="+b.token, "-data-dir="+b.dataDir, "-log-level=debug")
+	b.waitReady(t, "BROKER_TOKEN")
+	return b
+}
+
+// newBroker prepares a broker on a free port with a fresh data directory.
+func newBroker(t *testing.T) *devBroker {
+	t.Helper()
 	dir := binaries(t)
-	b := &devBroker{
+	return &devBroker{
 		bin:     filepath.Join(dir, "brokerd"),
 		addr:    freeAddr(t),
-		token:   devToken,
 		dataDir: t.TempDir(),
 		logs:    &syncBuffer{},
 	}
-	b.cmd = exec.Command(b.bin, "dev", "-listen="+b.addr, "-dev-token="+b.token,
-		"-data-dir="+b.dataDir, "-log-level=debug")
+}
+
+// start runs brokerd with args and stops it when the test ends.
+func (b *devBroker) start(t *testing.T, args ...string) {
+	t.Helper()
+	b.cmd = exec.Command(b.bin, args...)
 	b.cmd.Stdout = b.logs
 	b.cmd.Stderr = b.logs
 	if err := b.cmd.Start(); err != nil {
@@ -137,18 +150,22 @@ func startDev(t *testing.T) *devBroker {
 			t.Logf("brokerd output:\n%s", b.logs.String())
 		}
 	})
+}
 
+// waitReady waits until health answers 200 and the output holds marker.
+func (b *devBroker) waitReady(t *testing.T, marker string) {
+	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		resp, err := http.Get("http://" + b.addr + "/v1/sys/health")
 		if err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK && strings.Contains(b.logs.String(), "BROKER_TOKEN") {
-				return b
+			if resp.StatusCode == http.StatusOK && strings.Contains(b.logs.String(), marker) {
+				return
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("brokerd dev not ready after 30s:\n%s", b.logs.String())
+			t.Fatalf("brokerd not ready after 30s:\n%s", b.logs.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -159,7 +176,10 @@ func startDev(t *testing.T) *devBroker {
 func (b *devBroker) cli(t *testing.T, stdin string, args ...string) (string, string, int) {
 	t.Helper()
 	cmd := exec.Command(b.bin, args...)
-	cmd.Env = append(os.Environ(), "BROKER_ADDR=http://"+b.addr, "BROKER_TOKEN="+b.token)
+	cmd.Env = append(os.Environ(), "BROKER_ADDR=http://"+b.addr)
+	if b.token != "" {
+		cmd.Env = append(cmd.Env, "BROKER_TOKEN="+b.token)
+	}
 	cmd.Stdin = strings.NewReader(stdin)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

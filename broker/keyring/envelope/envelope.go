@@ -85,9 +85,11 @@ type Header struct {
 func Parse(env []byte) (Header, error) {
 	switch {
 	case len(env) < Overhead:
-		return Header{}, fmt.Errorf("%w: %d bytes, shorter than the %d-byte minimum", ErrMalformed, len(env), Overhead)
+		return Header{}, fmt.Errorf("%w: %d bytes, shorter than the %d-byte minimum",
+			ErrMalformed, len(env), Overhead)
 	case len(env) > MaxLen:
-		return Header{}, fmt.Errorf("%w: %d bytes, longer than the %d-byte maximum", ErrMalformed, len(env), MaxLen)
+		return Header{}, fmt.Errorf("%w: %d bytes, longer than the %d-byte maximum",
+			ErrMalformed, len(env), MaxLen)
 	case env[0] != Version1:
 		return Header{}, fmt.Errorf("%w: unknown format version %d", ErrMalformed, env[0])
 	}
@@ -110,7 +112,8 @@ func Parse(env []byte) (Header, error) {
 // enforces MaxPlaintextLen and a non-zero purpose and key version. Seal
 // panics if aead or nonce have the wrong sizes: that is a programming
 // error.
-func Seal(dst []byte, aead cipher.AEAD, nonce []byte, scopeID string, h Header, plaintext, aad []byte) []byte {
+func Seal(dst []byte, aead cipher.AEAD, nonce []byte, scopeID string, h Header,
+	plaintext, aad []byte) []byte {
 	if aead.NonceSize() != NonceLen || aead.Overhead() != TagLen || (nonce != nil && len(nonce) != NonceLen) {
 		panic("envelope: Seal needs a 12-byte-nonce, 16-byte-tag AEAD and a 12-byte nonce")
 	}
@@ -152,7 +155,9 @@ func additionalData(scopeID string, header, aad []byte) []byte {
 	return appendAD(make([]byte, 0, adLen(scopeID, aad)), scopeID, header, aad)
 }
 
-func adLen(scopeID string, aad []byte) int { return len(domain) + 4 + len(scopeID) + HeaderLen + 4 + len(aad) }
+func adLen(scopeID string, aad []byte) int {
+	return len(domain) + 4 + len(scopeID) + HeaderLen + 4 + len(aad)
+}
 
 func appendAD(ad []byte, scopeID string, header, aad []byte) []byte {
 	ad = append(ad, domain...)

@@ -275,3 +275,32 @@ func FuzzOpenEnvelope(f *testing.F) {
 		}
 	})
 }
+
+func TestSealDrawsRandomNonce(t *testing.T) {
+	aead := gcm(t, make([]byte, 32))
+	h := Header{Purpose: 1, KeyVersion: 1}
+	a := Seal(nil, aead, nil, "s", h, []byte("x"), nil)
+	b := Seal(nil, aead, nil, "s", h, []byte("x"), nil)
+	if bytes.Equal(a[HeaderLen:HeaderLen+NonceLen], b[HeaderLen:HeaderLen+NonceLen]) {
+		t.Fatal("two seals with a nil nonce drew the same nonce")
+	}
+	for _, env := range [][]byte{a, b} {
+		if got, err := Open(nil, aead, "s", env, nil); err != nil || string(got) != "x" {
+			t.Errorf("Open = %q, %v; want x", got, err)
+		}
+	}
+}
+
+// TestLongAADNotPooled checks that an aad too long for the buffer pool
+// still seals and opens.
+func TestLongAADNotPooled(t *testing.T) {
+	aead := gcm(t, make([]byte, 32))
+	aad := bytes.Repeat([]byte("a"), 4*maxPooledAD)
+	env := Seal(nil, aead, nil, "s", Header{Purpose: 2, KeyVersion: 9}, []byte("y"), aad)
+	if got, err := Open(nil, aead, "s", env, aad); err != nil || string(got) != "y" {
+		t.Fatalf("Open = %q, %v; want y", got, err)
+	}
+	if _, err := Open(nil, aead, "s", env, aad[1:]); !errors.Is(err, ErrOpen) {
+		t.Errorf("Open with a shorter aad = %v, want ErrOpen", err)
+	}
+}
