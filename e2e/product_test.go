@@ -27,13 +27,9 @@ type deriveOut struct {
 // uses every kind of credential and every data operation.
 func TestWholeProduct(t *testing.T) {
 	t.Parallel()
-	t0 := time.Now()
 	layout := binaries.Product(t)
-	t.Logf("T built %s", time.Since(t0))
 	aws := awskms.Start(t)
-	t.Logf("T aws %s", time.Since(t0))
 	v := vault.Start(t)
-	t.Logf("T vault %s", time.Since(t0))
 
 	rootKey := aws.CreateKey(t, "broker root")
 	aws.CreateAlias(t, "alias/broker-root", rootKey.ID)
@@ -55,7 +51,6 @@ func TestWholeProduct(t *testing.T) {
 	workerPath := writeFile(t, b.dir, "worker.hcl",
 		vaultBlock(v, tr, "worker-auth", workerVaultToken, "worker-auth").hcl(t))
 	b.start()
-	t.Logf("T started %s", time.Since(t0))
 
 	if code, ready := b.mustHealth(); code != 200 || !ready {
 		t.Fatalf("GET /v1/sys/health: got %d ready=%t, want 200 ready=true", code, ready)
@@ -66,7 +61,6 @@ func TestWholeProduct(t *testing.T) {
 	wantContains(t, "status without a credential", stderr, "not authenticated", "missing credential")
 
 	admin := b.bootstrapAdmin(recoveryPath)
-	t.Logf("T boot %s", time.Since(t0))
 
 	t.Run("status", func(t *testing.T) {
 		st := b.status(tokenCred(admin))

@@ -21,5 +21,6 @@ func BlockConfig(blk *config.KMS, directory string, logger hclog.Logger) Config 
 		// The KMS check is opt-in per block: it costs a real KMS call.
 		HealthCheckInterval: blk.HealthCheckInterval,
 		Logger:              logger,
+		CheckSettings:       blk.CheckSettings,
 	}
 }

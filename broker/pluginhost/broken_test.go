@@ -19,11 +19,11 @@ func TestBrokenPlugins(t *testing.T) {
 		seen         []string
 		maxTime      time.Duration
 	}{
-		{"noise", 0, ErrBadPlugin, []string{`wrote to stdout before the handshake: "starting the chatty plugin\n"`}, 5 * time.Second},
-		{"exit", 0, ErrUnavailable, []string{"exited before the handshake (exit status 3)", `"fatal: the plugin cannot start"`}, 5 * time.Second},
-		{"v2", 0, ErrBadPlugin, []string{"speaks plugin protocol version 2, this broker speaks 1"}, 5 * time.Second},
-		{"silent", 700 * time.Millisecond, ErrUnavailable, []string{"no handshake within start timeout 700ms"}, 3 * time.Second},
-		{"slow", slowStart / 2, ErrUnavailable, []string{"no handshake within start timeout 750ms"}, 3 * time.Second},
+		{"noise", 0, ErrBadPlugin, []string{`wrote to stdout before the handshake: "starting the chatty plugin\n"`}, 10 * time.Second},
+		{"exit", 0, ErrUnavailable, []string{"exited before the handshake (exit status 3)", `"fatal: the plugin cannot start"`}, 10 * time.Second},
+		{"v2", 0, ErrBadPlugin, []string{"speaks plugin protocol version 2, this broker speaks 1"}, 10 * time.Second},
+		{"silent", 700 * time.Millisecond, ErrUnavailable, []string{"no handshake within start timeout 700ms"}, 5 * time.Second},
+		{"slow", slowStart / 2, ErrUnavailable, []string{"no handshake within start timeout 750ms"}, 5 * time.Second},
 	}
 	for _, tt := range tests {
 		t.Run(tt.typ, func(t *testing.T) {
@@ -77,4 +77,3 @@ func TestSlowStartWithinTimeout(t *testing.T) {
 		t.Errorf("Encrypt: %v", err)
 	}
 }
-

@@ -248,19 +248,43 @@ func (p *Plugin) launch(ctx context.Context) (_ *instance, err error) {
 	isSecret := func(name string) bool { return secret[name] || !known[name] }
 	in.scrubAll = sdk.NewRedactor(p.cfg.Settings, isSecret)
 	in.scrub = sdk.NewRedactor(secretSettings(p.cfg.Settings, isSecret), isSecret)
-	if err := checkSettings(p.cfg.Settings, known); err != nil {
-		return nil, p.startErr(path, ErrInvalidConfig, "%v", err)
+	if err := p.cfg.checkDeclared(in.desc.GetSettings()); err != nil {
+		return nil, p.settingsErr(path, err)
 	}
 
 	in.conf, err = rpc.Configure(ctx, &pluginv1.ConfigureRequest{Settings: p.cfg.Settings})
 	if err != nil {
 		return nil, p.rpcStartErr(ctx, path, in, "configure", err)
 	}
+	in.conf.Metadata = publicMetadata(in.conf.GetMetadata(), p.cfg.Settings, isSecret)
 	in.readyAt = time.Now()
 	p.log.Info("plugin ready", "pid", proc.Pid(), "path", path,
 		"key_id", in.conf.GetKeyId(), "plugin_version", in.desc.GetPluginVersion(),
 		"aad", in.aad())
 	return in, nil
+}
+
+// publicMetadata drops metadata a plugin should not have returned: entries
+// named like a secret setting or equal to a secret value. The SDK already
+// does this; the host repeats it for plugins built without the SDK.
+func publicMetadata(meta, settings map[string]string, secret func(string) bool) map[string]string {
+	out := make(map[string]string, len(meta))
+	for k, v := range meta {
+		if _, isSetting := settings[k]; isSetting && secret(k) {
+			continue
+		}
+		leaked := false
+		for name, value := range settings {
+			if secret(name) && value != "" && strings.Contains(v, value) {
+				leaked = true
+				break
+			}
+		}
+		if !leaked {
+			out[k] = v
+		}
+	}
+	return out
 }
 
 // secretSettings returns the settings for which secret is true.

@@ -345,3 +345,19 @@ func TestCallDeadline(t *testing.T) {
 		t.Errorf("cancelled call took %s", d)
 	}
 }
+
+func TestPublicMetadata(t *testing.T) {
+	settings := map[string]string{"token": "s.secret-token", "region": "eu-west-1"}
+	secret := func(name string) bool { return name == "token" }
+	meta := map[string]string{
+		"token":    "anything",
+		"auth":     "Bearer s.secret-token",
+		"region":   "eu-west-1",
+		"key_name": "k",
+	}
+	got := publicMetadata(meta, settings, secret)
+	want := map[string]string{"region": "eu-west-1", "key_name": "k"}
+	if len(got) != len(want) || got["region"] != want["region"] || got["key_name"] != want["key_name"] {
+		t.Errorf("publicMetadata = %v; want %v", got, want)
+	}
+}

@@ -76,6 +76,12 @@ type Config struct {
 	// Registerer, when set, receives the plugin metrics (see metrics.go).
 	// Plugins may share one Registerer.
 	Registerer prometheus.Registerer
+	// CheckSettings, when set, is given the names of the settings the
+	// plugin declares and rejects Settings that do not fit them, before
+	// the plugin is configured. BlockConfig sets it to the config's check,
+	// whose errors carry file, line, column and a did-you-mean hint. nil
+	// uses the host's own check, which names the first unknown setting.
+	CheckSettings func(declared []string) error
 }
 
 // Errors callers handle. Every error from this package that wraps one of

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -64,8 +65,11 @@ type Server struct {
 	cfg     Config
 	grpc    *grpc.Server
 	handler http.Handler
-	http    *http.Server
 	logger  hclog.Logger
+
+	mu     sync.Mutex
+	http   *http.Server // set by Serve
+	closed bool         // set by Shutdown
 }
 
 // New builds a server. It listens on nothing until Serve.
@@ -134,7 +138,7 @@ func (s *Server) Serve(ln net.Listener, tlsConfig *tls.Config) error {
 	if tlsConfig == nil {
 		protocols.SetUnencryptedHTTP2(true)
 	}
-	s.http = &http.Server{
+	srv := &http.Server{
 		Handler:           s.handler,
 		Protocols:         &protocols,
 		ReadHeaderTimeout: readHeaderTimeout,
@@ -143,12 +147,20 @@ func (s *Server) Serve(ln net.Listener, tlsConfig *tls.Config) error {
 		TLSConfig:         tlsConfig,
 		ErrorLog:          s.logger.StandardLogger(&hclog.StandardLoggerOptions{ForceLevel: hclog.Debug}),
 	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.http = srv
+	s.mu.Unlock()
+
 	s.logger.Info("serving API", "address", ln.Addr().String(), "tls", tlsConfig != nil)
 	var err error
 	if tlsConfig != nil {
-		err = s.http.ServeTLS(ln, "", "")
+		err = srv.ServeTLS(ln, "", "")
 	} else {
-		err = s.http.Serve(ln)
+		err = srv.Serve(ln)
 	}
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
@@ -159,10 +171,14 @@ func (s *Server) Serve(ln net.Listener, tlsConfig *tls.Config) error {
 // Shutdown stops accepting connections and waits for calls in flight until
 // ctx ends.
 func (s *Server) Shutdown(ctx context.Context) error {
-	if s.http == nil {
+	s.mu.Lock()
+	s.closed = true
+	srv := s.http
+	s.mu.Unlock()
+	if srv == nil {
 		return nil
 	}
-	return s.http.Shutdown(ctx)
+	return srv.Shutdown(ctx)
 }
 
 // healthHandler answers GET /v1/sys/health without authentication: 200

@@ -14,7 +14,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
+	"os"
 	"strconv"
 
 	wrapping "github.com/hashicorp/go-kms-wrapping/v2"
@@ -74,7 +76,52 @@ func (w *wrapper) SetConfig(ctx context.Context, opt ...wrapping.Option) (*wrapp
 	if err != nil {
 		return nil, configError(err)
 	}
+	if wc.Metadata == nil {
+		wc.Metadata = make(map[string]string)
+	}
+	maps.Copy(wc.Metadata, settingSources(opts.WithConfigMap, os.Getenv))
 	return wc, nil
+}
+
+// settingSources says where the effective address, mount path, key name
+// and namespace came from: "config", "env" or "default", in the
+// configure metadata as <setting>_source. The upstream wrapper takes the
+// address from the config before VAULT_ADDR, but the mount path, key name
+// and namespace from its environment variables before the config unless
+// disallow_env_vars is set; the broker logs these at start so that an
+// overriding variable is seen.
+func settingSources(conf map[string]string, getenv func(string) string) map[string]string {
+	disallow, _ := strconv.ParseBool(conf["disallow_env_vars"])
+	env := func(names ...string) bool {
+		for _, n := range names {
+			if getenv(n) != "" {
+				return true
+			}
+		}
+		return false
+	}
+	envFirst := func(setting string, names ...string) string {
+		switch {
+		case !disallow && env(names...):
+			return "env"
+		case conf[setting] != "":
+			return "config"
+		}
+		return "default"
+	}
+	address := "default"
+	switch {
+	case conf["address"] != "":
+		address = "config"
+	case env("VAULT_ADDR"):
+		address = "env"
+	}
+	return map[string]string{
+		"address_source":    address,
+		"mount_path_source": envFirst("mount_path", transit.EnvTransitWrapperMountPath, transit.EnvVaultTransitSealMountPath),
+		"key_name_source":   envFirst("key_name", transit.EnvTransitWrapperKeyName, transit.EnvVaultTransitSealKeyName),
+		"namespace_source":  envFirst("namespace", "VAULT_NAMESPACE"),
+	}
 }
 
 func (w *wrapper) Encrypt(ctx context.Context, plaintext []byte, opt ...wrapping.Option) (*wrapping.BlobInfo, error) {
