@@ -10,7 +10,7 @@ TESTFLAGS ?= -race -count=1 -timeout=20m
 
 export CGO_ENABLED ?= 1
 
-.PHONY: all build run test e2e proto tools fmt vet clean
+.PHONY: all build run test e2e fuzz proto tools fmt vet clean
 
 all: build
 
@@ -35,6 +35,10 @@ test: build
 ## e2e: the end-to-end suite only
 e2e: build
 	$(GO) test $(TESTFLAGS) -v ./e2e/...
+
+## fuzz: every fuzz target for FUZZTIME each (default 15s)
+fuzz:
+	FUZZTIME=$(or $(FUZZTIME),15s) ./scripts/fuzz.sh
 
 ## tools: the pinned code generators into .tools/bin
 tools:

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"cmp"
+	"slices"
 	"fmt"
 	"io"
 	"math"
@@ -198,16 +200,14 @@ func fmtMemory(n uint64) string {
 	return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
 }
 
-// median returns the middle value (the lower of the two middles).
-func median[T int | float64 | time.Duration](xs []T) T {
+// median returns the middle value (the lower of the two middles), or the
+// zero value for no values.
+func median[T cmp.Ordered](xs []T) T {
 	if len(xs) == 0 {
-		return 0
+		var zero T
+		return zero
 	}
-	s := append([]T(nil), xs...)
-	for i := 1; i < len(s); i++ {
-		for j := i; j > 0 && s[j] < s[j-1]; j-- {
-			s[j], s[j-1] = s[j-1], s[j]
-		}
-	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
 	return s[(len(s)-1)/2]
 }
