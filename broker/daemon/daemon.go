@@ -56,6 +56,8 @@ type Daemon struct {
 	rootOK atomic.Bool
 	// stopping ends background loops.
 	stopping chan struct{}
+	// reload is what Reload changes outside the kms blocks.
+	reload reloadState
 }
 
 // Start brings up a broker from cfg, which must have passed validation
@@ -132,7 +134,7 @@ func Start(ctx context.Context, cfg *config.Config, logger hclog.Logger) (_ *Dae
 	}
 	d.server = srv
 
-	tlsConfig, err := listenerTLS(cfg.Listener)
+	tlsConfig, err := d.listenerTLS(cfg.Listener)
 	if err != nil {
 		return nil, err
 	}
@@ -174,7 +176,7 @@ func (d *Daemon) startPlugins(ctx context.Context) error {
 		}
 		d.blocks[r.name] = r.b
 		if info := r.b.Info(); info.Pid != 0 {
-			d.logger.Info("kms block ready", "block", r.name, "plugin", info.Type, "pid", info.Pid, "key_id", info.KeyID)
+			d.logger.Info("kms block ready", r.b.effective()...)
 		}
 	}
 	return errors.Join(errs...)
@@ -199,15 +201,16 @@ func (d *Daemon) openStore(ctx context.Context) (store.Store, error) {
 	return store.Open(ctx, store.KindSQLite, path)
 }
 
-func listenerTLS(l config.Listener) (*tls.Config, error) {
+// listenerTLS serves the listener's certificate through GetCertificate,
+// so that Reload can replace it.
+func (d *Daemon) listenerTLS(l config.Listener) (*tls.Config, error) {
 	if l.TLSDisable {
 		return nil, nil
 	}
-	cert, err := tls.LoadX509KeyPair(l.TLSCertFile, l.TLSKeyFile)
-	if err != nil {
+	if _, err := d.reload.loadCertificate(l); err != nil {
 		return nil, fmt.Errorf("listener tls: %w", err)
 	}
-	return &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}, nil
+	return &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: d.reload.certificate}, nil
 }
 
 // Addr is the address the API listens on.
@@ -294,6 +297,19 @@ func (d *Daemon) status(ctx context.Context) *apiv1.StatusResponse {
 	sort.SliceStable(resp.Purposes, func(i, j int) bool {
 		return order[resp.Purposes[i].Purpose] < order[resp.Purposes[j].Purpose]
 	})
+
+	resp.RootKeys = &apiv1.RootKeyStatus{}
+	if rk, err := d.keys.RootKeyStatus(ctx); err != nil {
+		resp.RootKeys.Error = "root key status unavailable"
+		d.logger.Warn("root key status", "error", err)
+	} else {
+		resp.RootKeys.CurrentKeyId = rk.CurrentKeyID
+		resp.RootKeys.OnOtherKeys = uint32(rk.OnOtherKeys)
+		resp.RootKeys.KeyVersions = make(map[string]uint32, len(rk.KeyVersions))
+		for id, n := range rk.KeyVersions {
+			resp.RootKeys.KeyVersions[id] = uint32(n)
+		}
+	}
 
 	resp.Store = &apiv1.StoreStatus{Type: d.cfg.Storage.Type, Ok: true}
 	if err := d.store.Ping(ctx); err != nil {

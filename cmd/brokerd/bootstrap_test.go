@@ -150,6 +150,20 @@ kms "aead" {
 	// Rotation, rewrap and destruction are audited.
 	b.mustCLI(t, "", "scopes", "rotate-keys", "-id=o_1", "-rewrap")
 	b.mustCLI(t, "", "scopes", "rewrap", "-all")
+	var st struct {
+		RootKeys struct {
+			CurrentKeyID string         `json:"current_key_id"`
+			KeyVersions  map[string]int `json:"key_versions"`
+			OnOtherKeys  int            `json:"on_other_keys"`
+		} `json:"root_keys"`
+	}
+	if err := json.Unmarshal([]byte(b.mustCLI(t, "", "status", "-format=json")), &st); err != nil {
+		t.Fatal(err)
+	}
+	// Three scopes' KEKs: o_1 has two versions after its rotation.
+	if st.RootKeys.CurrentKeyID != "root-1" || st.RootKeys.OnOtherKeys != 0 || st.RootKeys.KeyVersions["root-1"] != 3 {
+		t.Errorf("status root_keys = %+v, want root-1 wrapping 3 KEK versions, 0 elsewhere", st.RootKeys)
+	}
 	var versions struct {
 		Versions []struct {
 			ID      string `json:"id"`

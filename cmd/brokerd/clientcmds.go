@@ -145,8 +145,12 @@ func runStatus(env *cmdEnv, args []string) error {
 		if cf.format == "json" {
 			return printJSON(env.stdout, st)
 		}
-		fmt.Fprintf(env.stdout, "Version: %s\nReady:   %t\nStore:   %s (ok: %t)\n\n",
+		fmt.Fprintf(env.stdout, "Version: %s\nReady:   %t\nStore:   %s (ok: %t)\n",
 			st.GetVersion(), st.GetReady(), st.GetStore().GetType(), st.GetStore().GetOk())
+		if rk := st.GetRootKeys(); rk.GetError() == "" {
+			fmt.Fprintf(env.stdout, "Root key: %s (KEK versions on other keys: %d)\n", rk.GetCurrentKeyId(), rk.GetOnOtherKeys())
+		}
+		fmt.Fprintln(env.stdout)
 		tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "PURPOSE\tBLOCK\tPLUGIN\tPID\tSTATE\tRESTARTS\tKEY ID\tLAST ERROR")
 		for _, p := range st.GetPurposes() {

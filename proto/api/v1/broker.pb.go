@@ -710,6 +710,7 @@ type StatusResponse struct {
 	Ready         bool                   `protobuf:"varint,2,opt,name=ready,proto3" json:"ready,omitempty"`
 	Purposes      []*PurposeStatus       `protobuf:"bytes,3,rep,name=purposes,proto3" json:"purposes,omitempty"`
 	Store         *StoreStatus           `protobuf:"bytes,4,opt,name=store,proto3" json:"store,omitempty"`
+	RootKeys      *RootKeyStatus         `protobuf:"bytes,5,opt,name=root_keys,json=rootKeys,proto3" json:"root_keys,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -772,6 +773,89 @@ func (x *StatusResponse) GetStore() *StoreStatus {
 	return nil
 }
 
+func (x *StatusResponse) GetRootKeys() *RootKeyStatus {
+	if x != nil {
+		return x.RootKeys
+	}
+	return nil
+}
+
+// RootKeyStatus tells which external keys wrap the scopes' KEK versions,
+// so an operator knows when a retired root key can be removed.
+type RootKeyStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// current_key_id is the key the root purpose wraps with now.
+	CurrentKeyId string `protobuf:"bytes,1,opt,name=current_key_id,json=currentKeyId,proto3" json:"current_key_id,omitempty"`
+	// key_versions maps each external key id to the live KEK versions it
+	// wraps, across all scopes.
+	KeyVersions map[string]uint32 `protobuf:"bytes,2,rep,name=key_versions,json=keyVersions,proto3" json:"key_versions,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	// on_other_keys counts live KEK versions wrapped by any other key: what
+	// still depends on previous-root. At 0, previous-root can be removed.
+	OnOtherKeys uint32 `protobuf:"varint,3,opt,name=on_other_keys,json=onOtherKeys,proto3" json:"on_other_keys,omitempty"`
+	// error is set when the counts could not be read.
+	Error         string `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RootKeyStatus) Reset() {
+	*x = RootKeyStatus{}
+	mi := &file_api_v1_broker_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RootKeyStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RootKeyStatus) ProtoMessage() {}
+
+func (x *RootKeyStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_api_v1_broker_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RootKeyStatus.ProtoReflect.Descriptor instead.
+func (*RootKeyStatus) Descriptor() ([]byte, []int) {
+	return file_api_v1_broker_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *RootKeyStatus) GetCurrentKeyId() string {
+	if x != nil {
+		return x.CurrentKeyId
+	}
+	return ""
+}
+
+func (x *RootKeyStatus) GetKeyVersions() map[string]uint32 {
+	if x != nil {
+		return x.KeyVersions
+	}
+	return nil
+}
+
+func (x *RootKeyStatus) GetOnOtherKeys() uint32 {
+	if x != nil {
+		return x.OnOtherKeys
+	}
+	return 0
+}
+
+func (x *RootKeyStatus) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
 // PurposeStatus is the state of the plugin that serves one external purpose.
 type PurposeStatus struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
@@ -792,7 +876,7 @@ type PurposeStatus struct {
 
 func (x *PurposeStatus) Reset() {
 	*x = PurposeStatus{}
-	mi := &file_api_v1_broker_proto_msgTypes[14]
+	mi := &file_api_v1_broker_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -804,7 +888,7 @@ func (x *PurposeStatus) String() string {
 func (*PurposeStatus) ProtoMessage() {}
 
 func (x *PurposeStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_broker_proto_msgTypes[14]
+	mi := &file_api_v1_broker_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -817,7 +901,7 @@ func (x *PurposeStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PurposeStatus.ProtoReflect.Descriptor instead.
 func (*PurposeStatus) Descriptor() ([]byte, []int) {
-	return file_api_v1_broker_proto_rawDescGZIP(), []int{14}
+	return file_api_v1_broker_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *PurposeStatus) GetPurpose() string {
@@ -887,7 +971,7 @@ type StoreStatus struct {
 
 func (x *StoreStatus) Reset() {
 	*x = StoreStatus{}
-	mi := &file_api_v1_broker_proto_msgTypes[15]
+	mi := &file_api_v1_broker_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -899,7 +983,7 @@ func (x *StoreStatus) String() string {
 func (*StoreStatus) ProtoMessage() {}
 
 func (x *StoreStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_broker_proto_msgTypes[15]
+	mi := &file_api_v1_broker_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -912,7 +996,7 @@ func (x *StoreStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreStatus.ProtoReflect.Descriptor instead.
 func (*StoreStatus) Descriptor() ([]byte, []int) {
-	return file_api_v1_broker_proto_rawDescGZIP(), []int{15}
+	return file_api_v1_broker_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *StoreStatus) GetType() string {
@@ -948,7 +1032,7 @@ type ReEncryptRequest struct {
 
 func (x *ReEncryptRequest) Reset() {
 	*x = ReEncryptRequest{}
-	mi := &file_api_v1_broker_proto_msgTypes[16]
+	mi := &file_api_v1_broker_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -960,7 +1044,7 @@ func (x *ReEncryptRequest) String() string {
 func (*ReEncryptRequest) ProtoMessage() {}
 
 func (x *ReEncryptRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_broker_proto_msgTypes[16]
+	mi := &file_api_v1_broker_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -973,7 +1057,7 @@ func (x *ReEncryptRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReEncryptRequest.ProtoReflect.Descriptor instead.
 func (*ReEncryptRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_broker_proto_rawDescGZIP(), []int{16}
+	return file_api_v1_broker_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ReEncryptRequest) GetScopeId() string {
@@ -1014,7 +1098,7 @@ type ReEncryptResponse struct {
 
 func (x *ReEncryptResponse) Reset() {
 	*x = ReEncryptResponse{}
-	mi := &file_api_v1_broker_proto_msgTypes[17]
+	mi := &file_api_v1_broker_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1026,7 +1110,7 @@ func (x *ReEncryptResponse) String() string {
 func (*ReEncryptResponse) ProtoMessage() {}
 
 func (x *ReEncryptResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_broker_proto_msgTypes[17]
+	mi := &file_api_v1_broker_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1039,7 +1123,7 @@ func (x *ReEncryptResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReEncryptResponse.ProtoReflect.Descriptor instead.
 func (*ReEncryptResponse) Descriptor() ([]byte, []int) {
-	return file_api_v1_broker_proto_rawDescGZIP(), []int{17}
+	return file_api_v1_broker_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ReEncryptResponse) GetCiphertext() []byte {
@@ -1072,7 +1156,7 @@ type DeriveKeyRequest struct {
 
 func (x *DeriveKeyRequest) Reset() {
 	*x = DeriveKeyRequest{}
-	mi := &file_api_v1_broker_proto_msgTypes[18]
+	mi := &file_api_v1_broker_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1084,7 +1168,7 @@ func (x *DeriveKeyRequest) String() string {
 func (*DeriveKeyRequest) ProtoMessage() {}
 
 func (x *DeriveKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_broker_proto_msgTypes[18]
+	mi := &file_api_v1_broker_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1097,7 +1181,7 @@ func (x *DeriveKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeriveKeyRequest.ProtoReflect.Descriptor instead.
 func (*DeriveKeyRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_broker_proto_rawDescGZIP(), []int{18}
+	return file_api_v1_broker_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *DeriveKeyRequest) GetScopeId() string {
@@ -1145,7 +1229,7 @@ type DeriveKeyResponse struct {
 
 func (x *DeriveKeyResponse) Reset() {
 	*x = DeriveKeyResponse{}
-	mi := &file_api_v1_broker_proto_msgTypes[19]
+	mi := &file_api_v1_broker_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1157,7 +1241,7 @@ func (x *DeriveKeyResponse) String() string {
 func (*DeriveKeyResponse) ProtoMessage() {}
 
 func (x *DeriveKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_broker_proto_msgTypes[19]
+	mi := &file_api_v1_broker_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1170,7 +1254,7 @@ func (x *DeriveKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeriveKeyResponse.ProtoReflect.Descriptor instead.
 func (*DeriveKeyResponse) Descriptor() ([]byte, []int) {
-	return file_api_v1_broker_proto_rawDescGZIP(), []int{19}
+	return file_api_v1_broker_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *DeriveKeyResponse) GetKey() []byte {
@@ -1198,7 +1282,7 @@ type RotateKeysRequest struct {
 
 func (x *RotateKeysRequest) Reset() {
 	*x = RotateKeysRequest{}
-	mi := &file_api_v1_broker_proto_msgTypes[20]
+	mi := &file_api_v1_broker_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1210,7 +1294,7 @@ func (x *RotateKeysRequest) String() string {
 func (*RotateKeysRequest) ProtoMessage() {}
 
 func (x *RotateKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_broker_proto_msgTypes[20]
+	mi := &file_api_v1_broker_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1223,7 +1307,7 @@ func (x *RotateKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateKeysRequest.ProtoReflect.Descriptor instead.
 func (*RotateKeysRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_broker_proto_rawDescGZIP(), []int{20}
+	return file_api_v1_broker_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *RotateKeysRequest) GetScopeId() string {
@@ -1249,7 +1333,7 @@ type RotateKeysResponse struct {
 
 func (x *RotateKeysResponse) Reset() {
 	*x = RotateKeysResponse{}
-	mi := &file_api_v1_broker_proto_msgTypes[21]
+	mi := &file_api_v1_broker_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1261,7 +1345,7 @@ func (x *RotateKeysResponse) String() string {
 func (*RotateKeysResponse) ProtoMessage() {}
 
 func (x *RotateKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_broker_proto_msgTypes[21]
+	mi := &file_api_v1_broker_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1274,7 +1358,7 @@ func (x *RotateKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateKeysResponse.ProtoReflect.Descriptor instead.
 func (*RotateKeysResponse) Descriptor() ([]byte, []int) {
-	return file_api_v1_broker_proto_rawDescGZIP(), []int{21}
+	return file_api_v1_broker_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *RotateKeysResponse) GetScope() *Scope {
@@ -1295,7 +1379,7 @@ type RewrapKeysRequest struct {
 
 func (x *RewrapKeysRequest) Reset() {
 	*x = RewrapKeysRequest{}
-	mi := &file_api_v1_broker_proto_msgTypes[22]
+	mi := &file_api_v1_broker_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1307,7 +1391,7 @@ func (x *RewrapKeysRequest) String() string {
 func (*RewrapKeysRequest) ProtoMessage() {}
 
 func (x *RewrapKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_broker_proto_msgTypes[22]
+	mi := &file_api_v1_broker_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1320,7 +1404,7 @@ func (x *RewrapKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RewrapKeysRequest.ProtoReflect.Descriptor instead.
 func (*RewrapKeysRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_broker_proto_rawDescGZIP(), []int{22}
+	return file_api_v1_broker_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *RewrapKeysRequest) GetScopeId() string {
@@ -1349,7 +1433,7 @@ type RewrapKeysResponse struct {
 
 func (x *RewrapKeysResponse) Reset() {
 	*x = RewrapKeysResponse{}
-	mi := &file_api_v1_broker_proto_msgTypes[23]
+	mi := &file_api_v1_broker_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1361,7 +1445,7 @@ func (x *RewrapKeysResponse) String() string {
 func (*RewrapKeysResponse) ProtoMessage() {}
 
 func (x *RewrapKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_broker_proto_msgTypes[23]
+	mi := &file_api_v1_broker_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1374,7 +1458,7 @@ func (x *RewrapKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RewrapKeysResponse.ProtoReflect.Descriptor instead.
 func (*RewrapKeysResponse) Descriptor() ([]byte, []int) {
-	return file_api_v1_broker_proto_rawDescGZIP(), []int{23}
+	return file_api_v1_broker_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *RewrapKeysResponse) GetScopes() uint32 {
@@ -1400,7 +1484,7 @@ type ListKeyVersionsRequest struct {
 
 func (x *ListKeyVersionsRequest) Reset() {
 	*x = ListKeyVersionsRequest{}
-	mi := &file_api_v1_broker_proto_msgTypes[24]
+	mi := &file_api_v1_broker_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1412,7 +1496,7 @@ func (x *ListKeyVersionsRequest) String() string {
 func (*ListKeyVersionsRequest) ProtoMessage() {}
 
 func (x *ListKeyVersionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_broker_proto_msgTypes[24]
+	mi := &file_api_v1_broker_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1425,7 +1509,7 @@ func (x *ListKeyVersionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListKeyVersionsRequest.ProtoReflect.Descriptor instead.
 func (*ListKeyVersionsRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_broker_proto_rawDescGZIP(), []int{24}
+	return file_api_v1_broker_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ListKeyVersionsRequest) GetScopeId() string {
@@ -1456,7 +1540,7 @@ type KeyVersion struct {
 
 func (x *KeyVersion) Reset() {
 	*x = KeyVersion{}
-	mi := &file_api_v1_broker_proto_msgTypes[25]
+	mi := &file_api_v1_broker_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1468,7 +1552,7 @@ func (x *KeyVersion) String() string {
 func (*KeyVersion) ProtoMessage() {}
 
 func (x *KeyVersion) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_broker_proto_msgTypes[25]
+	mi := &file_api_v1_broker_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1481,7 +1565,7 @@ func (x *KeyVersion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyVersion.ProtoReflect.Descriptor instead.
 func (*KeyVersion) Descriptor() ([]byte, []int) {
-	return file_api_v1_broker_proto_rawDescGZIP(), []int{25}
+	return file_api_v1_broker_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *KeyVersion) GetId() string {
@@ -1549,7 +1633,7 @@ type ListKeyVersionsResponse struct {
 
 func (x *ListKeyVersionsResponse) Reset() {
 	*x = ListKeyVersionsResponse{}
-	mi := &file_api_v1_broker_proto_msgTypes[26]
+	mi := &file_api_v1_broker_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1561,7 +1645,7 @@ func (x *ListKeyVersionsResponse) String() string {
 func (*ListKeyVersionsResponse) ProtoMessage() {}
 
 func (x *ListKeyVersionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_broker_proto_msgTypes[26]
+	mi := &file_api_v1_broker_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1574,7 +1658,7 @@ func (x *ListKeyVersionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListKeyVersionsResponse.ProtoReflect.Descriptor instead.
 func (*ListKeyVersionsResponse) Descriptor() ([]byte, []int) {
-	return file_api_v1_broker_proto_rawDescGZIP(), []int{26}
+	return file_api_v1_broker_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ListKeyVersionsResponse) GetVersions() []*KeyVersion {
@@ -1594,7 +1678,7 @@ type DestroyKeyVersionRequest struct {
 
 func (x *DestroyKeyVersionRequest) Reset() {
 	*x = DestroyKeyVersionRequest{}
-	mi := &file_api_v1_broker_proto_msgTypes[27]
+	mi := &file_api_v1_broker_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1606,7 +1690,7 @@ func (x *DestroyKeyVersionRequest) String() string {
 func (*DestroyKeyVersionRequest) ProtoMessage() {}
 
 func (x *DestroyKeyVersionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_broker_proto_msgTypes[27]
+	mi := &file_api_v1_broker_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1619,7 +1703,7 @@ func (x *DestroyKeyVersionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DestroyKeyVersionRequest.ProtoReflect.Descriptor instead.
 func (*DestroyKeyVersionRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_broker_proto_rawDescGZIP(), []int{27}
+	return file_api_v1_broker_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *DestroyKeyVersionRequest) GetScopeId() string {
@@ -1644,7 +1728,7 @@ type DestroyKeyVersionResponse struct {
 
 func (x *DestroyKeyVersionResponse) Reset() {
 	*x = DestroyKeyVersionResponse{}
-	mi := &file_api_v1_broker_proto_msgTypes[28]
+	mi := &file_api_v1_broker_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1656,7 +1740,7 @@ func (x *DestroyKeyVersionResponse) String() string {
 func (*DestroyKeyVersionResponse) ProtoMessage() {}
 
 func (x *DestroyKeyVersionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_broker_proto_msgTypes[28]
+	mi := &file_api_v1_broker_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1669,7 +1753,7 @@ func (x *DestroyKeyVersionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DestroyKeyVersionResponse.ProtoReflect.Descriptor instead.
 func (*DestroyKeyVersionResponse) Descriptor() ([]byte, []int) {
-	return file_api_v1_broker_proto_rawDescGZIP(), []int{28}
+	return file_api_v1_broker_proto_rawDescGZIP(), []int{29}
 }
 
 type Token struct {
@@ -1689,7 +1773,7 @@ type Token struct {
 
 func (x *Token) Reset() {
 	*x = Token{}
-	mi := &file_api_v1_broker_proto_msgTypes[29]
+	mi := &file_api_v1_broker_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1701,7 +1785,7 @@ func (x *Token) String() string {
 func (*Token) ProtoMessage() {}
 
 func (x *Token) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_broker_proto_msgTypes[29]
+	mi := &file_api_v1_broker_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1714,7 +1798,7 @@ func (x *Token) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Token.ProtoReflect.Descriptor instead.
 func (*Token) Descriptor() ([]byte, []int) {
-	return file_api_v1_broker_proto_rawDescGZIP(), []int{29}
+	return file_api_v1_broker_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *Token) GetId() string {
@@ -1779,7 +1863,7 @@ type CreateTokenRequest struct {
 
 func (x *CreateTokenRequest) Reset() {
 	*x = CreateTokenRequest{}
-	mi := &file_api_v1_broker_proto_msgTypes[30]
+	mi := &file_api_v1_broker_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1791,7 +1875,7 @@ func (x *CreateTokenRequest) String() string {
 func (*CreateTokenRequest) ProtoMessage() {}
 
 func (x *CreateTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_broker_proto_msgTypes[30]
+	mi := &file_api_v1_broker_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1804,7 +1888,7 @@ func (x *CreateTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTokenRequest.ProtoReflect.Descriptor instead.
 func (*CreateTokenRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_broker_proto_rawDescGZIP(), []int{30}
+	return file_api_v1_broker_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *CreateTokenRequest) GetName() string {
@@ -1846,7 +1930,7 @@ type CreateTokenResponse struct {
 
 func (x *CreateTokenResponse) Reset() {
 	*x = CreateTokenResponse{}
-	mi := &file_api_v1_broker_proto_msgTypes[31]
+	mi := &file_api_v1_broker_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1858,7 +1942,7 @@ func (x *CreateTokenResponse) String() string {
 func (*CreateTokenResponse) ProtoMessage() {}
 
 func (x *CreateTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_broker_proto_msgTypes[31]
+	mi := &file_api_v1_broker_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1871,7 +1955,7 @@ func (x *CreateTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTokenResponse.ProtoReflect.Descriptor instead.
 func (*CreateTokenResponse) Descriptor() ([]byte, []int) {
-	return file_api_v1_broker_proto_rawDescGZIP(), []int{31}
+	return file_api_v1_broker_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *CreateTokenResponse) GetToken() *Token {
@@ -1896,7 +1980,7 @@ type ListTokensRequest struct {
 
 func (x *ListTokensRequest) Reset() {
 	*x = ListTokensRequest{}
-	mi := &file_api_v1_broker_proto_msgTypes[32]
+	mi := &file_api_v1_broker_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1908,7 +1992,7 @@ func (x *ListTokensRequest) String() string {
 func (*ListTokensRequest) ProtoMessage() {}
 
 func (x *ListTokensRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_broker_proto_msgTypes[32]
+	mi := &file_api_v1_broker_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1921,7 +2005,7 @@ func (x *ListTokensRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTokensRequest.ProtoReflect.Descriptor instead.
 func (*ListTokensRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_broker_proto_rawDescGZIP(), []int{32}
+	return file_api_v1_broker_proto_rawDescGZIP(), []int{33}
 }
 
 type ListTokensResponse struct {
@@ -1933,7 +2017,7 @@ type ListTokensResponse struct {
 
 func (x *ListTokensResponse) Reset() {
 	*x = ListTokensResponse{}
-	mi := &file_api_v1_broker_proto_msgTypes[33]
+	mi := &file_api_v1_broker_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1945,7 +2029,7 @@ func (x *ListTokensResponse) String() string {
 func (*ListTokensResponse) ProtoMessage() {}
 
 func (x *ListTokensResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_broker_proto_msgTypes[33]
+	mi := &file_api_v1_broker_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1958,7 +2042,7 @@ func (x *ListTokensResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTokensResponse.ProtoReflect.Descriptor instead.
 func (*ListTokensResponse) Descriptor() ([]byte, []int) {
-	return file_api_v1_broker_proto_rawDescGZIP(), []int{33}
+	return file_api_v1_broker_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ListTokensResponse) GetTokens() []*Token {
@@ -1977,7 +2061,7 @@ type RevokeTokenRequest struct {
 
 func (x *RevokeTokenRequest) Reset() {
 	*x = RevokeTokenRequest{}
-	mi := &file_api_v1_broker_proto_msgTypes[34]
+	mi := &file_api_v1_broker_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1989,7 +2073,7 @@ func (x *RevokeTokenRequest) String() string {
 func (*RevokeTokenRequest) ProtoMessage() {}
 
 func (x *RevokeTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_broker_proto_msgTypes[34]
+	mi := &file_api_v1_broker_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2002,7 +2086,7 @@ func (x *RevokeTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeTokenRequest.ProtoReflect.Descriptor instead.
 func (*RevokeTokenRequest) Descriptor() ([]byte, []int) {
-	return file_api_v1_broker_proto_rawDescGZIP(), []int{34}
+	return file_api_v1_broker_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *RevokeTokenRequest) GetId() string {
@@ -2020,7 +2104,7 @@ type RevokeTokenResponse struct {
 
 func (x *RevokeTokenResponse) Reset() {
 	*x = RevokeTokenResponse{}
-	mi := &file_api_v1_broker_proto_msgTypes[35]
+	mi := &file_api_v1_broker_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2032,7 +2116,7 @@ func (x *RevokeTokenResponse) String() string {
 func (*RevokeTokenResponse) ProtoMessage() {}
 
 func (x *RevokeTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_v1_broker_proto_msgTypes[35]
+	mi := &file_api_v1_broker_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2045,7 +2129,7 @@ func (x *RevokeTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeTokenResponse.ProtoReflect.Descriptor instead.
 func (*RevokeTokenResponse) Descriptor() ([]byte, []int) {
-	return file_api_v1_broker_proto_rawDescGZIP(), []int{35}
+	return file_api_v1_broker_proto_rawDescGZIP(), []int{36}
 }
 
 var File_api_v1_broker_proto protoreflect.FileDescriptor
@@ -2097,12 +2181,21 @@ const file_api_v1_broker_proto_rawDesc = "" +
 	"\tplaintext\x18\x01 \x01(\fR\tplaintext\x12\x1f\n" +
 	"\vkey_version\x18\x02 \x01(\rR\n" +
 	"keyVersion\"\x0f\n" +
-	"\rStatusRequest\"\xb2\x01\n" +
+	"\rStatusRequest\"\xf0\x01\n" +
 	"\x0eStatusResponse\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12\x14\n" +
 	"\x05ready\x18\x02 \x01(\bR\x05ready\x12;\n" +
 	"\bpurposes\x18\x03 \x03(\v2\x1f.kmsbroker.api.v1.PurposeStatusR\bpurposes\x123\n" +
-	"\x05store\x18\x04 \x01(\v2\x1d.kmsbroker.api.v1.StoreStatusR\x05store\"\xda\x01\n" +
+	"\x05store\x18\x04 \x01(\v2\x1d.kmsbroker.api.v1.StoreStatusR\x05store\x12<\n" +
+	"\troot_keys\x18\x05 \x01(\v2\x1f.kmsbroker.api.v1.RootKeyStatusR\brootKeys\"\x84\x02\n" +
+	"\rRootKeyStatus\x12$\n" +
+	"\x0ecurrent_key_id\x18\x01 \x01(\tR\fcurrentKeyId\x12S\n" +
+	"\fkey_versions\x18\x02 \x03(\v20.kmsbroker.api.v1.RootKeyStatus.KeyVersionsEntryR\vkeyVersions\x12\"\n" +
+	"\ron_other_keys\x18\x03 \x01(\rR\vonOtherKeys\x12\x14\n" +
+	"\x05error\x18\x04 \x01(\tR\x05error\x1a>\n" +
+	"\x10KeyVersionsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\rR\x05value:\x028\x01\"\xda\x01\n" +
 	"\rPurposeStatus\x12\x18\n" +
 	"\apurpose\x18\x01 \x01(\tR\apurpose\x12\x14\n" +
 	"\x05block\x18\x02 \x01(\tR\x05block\x12\x1f\n" +
@@ -2234,7 +2327,7 @@ func file_api_v1_broker_proto_rawDescGZIP() []byte {
 	return file_api_v1_broker_proto_rawDescData
 }
 
-var file_api_v1_broker_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
+var file_api_v1_broker_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
 var file_api_v1_broker_proto_goTypes = []any{
 	(*Scope)(nil),                     // 0: kmsbroker.api.v1.Scope
 	(*DataKey)(nil),                   // 1: kmsbroker.api.v1.DataKey
@@ -2250,82 +2343,86 @@ var file_api_v1_broker_proto_goTypes = []any{
 	(*DecryptResponse)(nil),           // 11: kmsbroker.api.v1.DecryptResponse
 	(*StatusRequest)(nil),             // 12: kmsbroker.api.v1.StatusRequest
 	(*StatusResponse)(nil),            // 13: kmsbroker.api.v1.StatusResponse
-	(*PurposeStatus)(nil),             // 14: kmsbroker.api.v1.PurposeStatus
-	(*StoreStatus)(nil),               // 15: kmsbroker.api.v1.StoreStatus
-	(*ReEncryptRequest)(nil),          // 16: kmsbroker.api.v1.ReEncryptRequest
-	(*ReEncryptResponse)(nil),         // 17: kmsbroker.api.v1.ReEncryptResponse
-	(*DeriveKeyRequest)(nil),          // 18: kmsbroker.api.v1.DeriveKeyRequest
-	(*DeriveKeyResponse)(nil),         // 19: kmsbroker.api.v1.DeriveKeyResponse
-	(*RotateKeysRequest)(nil),         // 20: kmsbroker.api.v1.RotateKeysRequest
-	(*RotateKeysResponse)(nil),        // 21: kmsbroker.api.v1.RotateKeysResponse
-	(*RewrapKeysRequest)(nil),         // 22: kmsbroker.api.v1.RewrapKeysRequest
-	(*RewrapKeysResponse)(nil),        // 23: kmsbroker.api.v1.RewrapKeysResponse
-	(*ListKeyVersionsRequest)(nil),    // 24: kmsbroker.api.v1.ListKeyVersionsRequest
-	(*KeyVersion)(nil),                // 25: kmsbroker.api.v1.KeyVersion
-	(*ListKeyVersionsResponse)(nil),   // 26: kmsbroker.api.v1.ListKeyVersionsResponse
-	(*DestroyKeyVersionRequest)(nil),  // 27: kmsbroker.api.v1.DestroyKeyVersionRequest
-	(*DestroyKeyVersionResponse)(nil), // 28: kmsbroker.api.v1.DestroyKeyVersionResponse
-	(*Token)(nil),                     // 29: kmsbroker.api.v1.Token
-	(*CreateTokenRequest)(nil),        // 30: kmsbroker.api.v1.CreateTokenRequest
-	(*CreateTokenResponse)(nil),       // 31: kmsbroker.api.v1.CreateTokenResponse
-	(*ListTokensRequest)(nil),         // 32: kmsbroker.api.v1.ListTokensRequest
-	(*ListTokensResponse)(nil),        // 33: kmsbroker.api.v1.ListTokensResponse
-	(*RevokeTokenRequest)(nil),        // 34: kmsbroker.api.v1.RevokeTokenRequest
-	(*RevokeTokenResponse)(nil),       // 35: kmsbroker.api.v1.RevokeTokenResponse
-	(*timestamppb.Timestamp)(nil),     // 36: google.protobuf.Timestamp
+	(*RootKeyStatus)(nil),             // 14: kmsbroker.api.v1.RootKeyStatus
+	(*PurposeStatus)(nil),             // 15: kmsbroker.api.v1.PurposeStatus
+	(*StoreStatus)(nil),               // 16: kmsbroker.api.v1.StoreStatus
+	(*ReEncryptRequest)(nil),          // 17: kmsbroker.api.v1.ReEncryptRequest
+	(*ReEncryptResponse)(nil),         // 18: kmsbroker.api.v1.ReEncryptResponse
+	(*DeriveKeyRequest)(nil),          // 19: kmsbroker.api.v1.DeriveKeyRequest
+	(*DeriveKeyResponse)(nil),         // 20: kmsbroker.api.v1.DeriveKeyResponse
+	(*RotateKeysRequest)(nil),         // 21: kmsbroker.api.v1.RotateKeysRequest
+	(*RotateKeysResponse)(nil),        // 22: kmsbroker.api.v1.RotateKeysResponse
+	(*RewrapKeysRequest)(nil),         // 23: kmsbroker.api.v1.RewrapKeysRequest
+	(*RewrapKeysResponse)(nil),        // 24: kmsbroker.api.v1.RewrapKeysResponse
+	(*ListKeyVersionsRequest)(nil),    // 25: kmsbroker.api.v1.ListKeyVersionsRequest
+	(*KeyVersion)(nil),                // 26: kmsbroker.api.v1.KeyVersion
+	(*ListKeyVersionsResponse)(nil),   // 27: kmsbroker.api.v1.ListKeyVersionsResponse
+	(*DestroyKeyVersionRequest)(nil),  // 28: kmsbroker.api.v1.DestroyKeyVersionRequest
+	(*DestroyKeyVersionResponse)(nil), // 29: kmsbroker.api.v1.DestroyKeyVersionResponse
+	(*Token)(nil),                     // 30: kmsbroker.api.v1.Token
+	(*CreateTokenRequest)(nil),        // 31: kmsbroker.api.v1.CreateTokenRequest
+	(*CreateTokenResponse)(nil),       // 32: kmsbroker.api.v1.CreateTokenResponse
+	(*ListTokensRequest)(nil),         // 33: kmsbroker.api.v1.ListTokensRequest
+	(*ListTokensResponse)(nil),        // 34: kmsbroker.api.v1.ListTokensResponse
+	(*RevokeTokenRequest)(nil),        // 35: kmsbroker.api.v1.RevokeTokenRequest
+	(*RevokeTokenResponse)(nil),       // 36: kmsbroker.api.v1.RevokeTokenResponse
+	nil,                               // 37: kmsbroker.api.v1.RootKeyStatus.KeyVersionsEntry
+	(*timestamppb.Timestamp)(nil),     // 38: google.protobuf.Timestamp
 }
 var file_api_v1_broker_proto_depIdxs = []int32{
-	36, // 0: kmsbroker.api.v1.Scope.create_time:type_name -> google.protobuf.Timestamp
+	38, // 0: kmsbroker.api.v1.Scope.create_time:type_name -> google.protobuf.Timestamp
 	1,  // 1: kmsbroker.api.v1.Scope.data_keys:type_name -> kmsbroker.api.v1.DataKey
 	0,  // 2: kmsbroker.api.v1.CreateScopeResponse.scope:type_name -> kmsbroker.api.v1.Scope
 	0,  // 3: kmsbroker.api.v1.GetScopeResponse.scope:type_name -> kmsbroker.api.v1.Scope
 	0,  // 4: kmsbroker.api.v1.ListScopesResponse.scopes:type_name -> kmsbroker.api.v1.Scope
-	14, // 5: kmsbroker.api.v1.StatusResponse.purposes:type_name -> kmsbroker.api.v1.PurposeStatus
-	15, // 6: kmsbroker.api.v1.StatusResponse.store:type_name -> kmsbroker.api.v1.StoreStatus
-	0,  // 7: kmsbroker.api.v1.RotateKeysResponse.scope:type_name -> kmsbroker.api.v1.Scope
-	36, // 8: kmsbroker.api.v1.KeyVersion.create_time:type_name -> google.protobuf.Timestamp
-	36, // 9: kmsbroker.api.v1.KeyVersion.destroy_time:type_name -> google.protobuf.Timestamp
-	25, // 10: kmsbroker.api.v1.ListKeyVersionsResponse.versions:type_name -> kmsbroker.api.v1.KeyVersion
-	36, // 11: kmsbroker.api.v1.Token.create_time:type_name -> google.protobuf.Timestamp
-	36, // 12: kmsbroker.api.v1.Token.expire_time:type_name -> google.protobuf.Timestamp
-	36, // 13: kmsbroker.api.v1.Token.revoke_time:type_name -> google.protobuf.Timestamp
-	29, // 14: kmsbroker.api.v1.CreateTokenResponse.token:type_name -> kmsbroker.api.v1.Token
-	29, // 15: kmsbroker.api.v1.ListTokensResponse.tokens:type_name -> kmsbroker.api.v1.Token
-	2,  // 16: kmsbroker.api.v1.Broker.CreateScope:input_type -> kmsbroker.api.v1.CreateScopeRequest
-	4,  // 17: kmsbroker.api.v1.Broker.GetScope:input_type -> kmsbroker.api.v1.GetScopeRequest
-	6,  // 18: kmsbroker.api.v1.Broker.ListScopes:input_type -> kmsbroker.api.v1.ListScopesRequest
-	8,  // 19: kmsbroker.api.v1.Broker.Encrypt:input_type -> kmsbroker.api.v1.EncryptRequest
-	10, // 20: kmsbroker.api.v1.Broker.Decrypt:input_type -> kmsbroker.api.v1.DecryptRequest
-	16, // 21: kmsbroker.api.v1.Broker.ReEncrypt:input_type -> kmsbroker.api.v1.ReEncryptRequest
-	18, // 22: kmsbroker.api.v1.Broker.DeriveKey:input_type -> kmsbroker.api.v1.DeriveKeyRequest
-	20, // 23: kmsbroker.api.v1.Broker.RotateKeys:input_type -> kmsbroker.api.v1.RotateKeysRequest
-	22, // 24: kmsbroker.api.v1.Broker.RewrapKeys:input_type -> kmsbroker.api.v1.RewrapKeysRequest
-	24, // 25: kmsbroker.api.v1.Broker.ListKeyVersions:input_type -> kmsbroker.api.v1.ListKeyVersionsRequest
-	27, // 26: kmsbroker.api.v1.Broker.DestroyKeyVersion:input_type -> kmsbroker.api.v1.DestroyKeyVersionRequest
-	30, // 27: kmsbroker.api.v1.Broker.CreateToken:input_type -> kmsbroker.api.v1.CreateTokenRequest
-	32, // 28: kmsbroker.api.v1.Broker.ListTokens:input_type -> kmsbroker.api.v1.ListTokensRequest
-	34, // 29: kmsbroker.api.v1.Broker.RevokeToken:input_type -> kmsbroker.api.v1.RevokeTokenRequest
-	12, // 30: kmsbroker.api.v1.Broker.Status:input_type -> kmsbroker.api.v1.StatusRequest
-	3,  // 31: kmsbroker.api.v1.Broker.CreateScope:output_type -> kmsbroker.api.v1.CreateScopeResponse
-	5,  // 32: kmsbroker.api.v1.Broker.GetScope:output_type -> kmsbroker.api.v1.GetScopeResponse
-	7,  // 33: kmsbroker.api.v1.Broker.ListScopes:output_type -> kmsbroker.api.v1.ListScopesResponse
-	9,  // 34: kmsbroker.api.v1.Broker.Encrypt:output_type -> kmsbroker.api.v1.EncryptResponse
-	11, // 35: kmsbroker.api.v1.Broker.Decrypt:output_type -> kmsbroker.api.v1.DecryptResponse
-	17, // 36: kmsbroker.api.v1.Broker.ReEncrypt:output_type -> kmsbroker.api.v1.ReEncryptResponse
-	19, // 37: kmsbroker.api.v1.Broker.DeriveKey:output_type -> kmsbroker.api.v1.DeriveKeyResponse
-	21, // 38: kmsbroker.api.v1.Broker.RotateKeys:output_type -> kmsbroker.api.v1.RotateKeysResponse
-	23, // 39: kmsbroker.api.v1.Broker.RewrapKeys:output_type -> kmsbroker.api.v1.RewrapKeysResponse
-	26, // 40: kmsbroker.api.v1.Broker.ListKeyVersions:output_type -> kmsbroker.api.v1.ListKeyVersionsResponse
-	28, // 41: kmsbroker.api.v1.Broker.DestroyKeyVersion:output_type -> kmsbroker.api.v1.DestroyKeyVersionResponse
-	31, // 42: kmsbroker.api.v1.Broker.CreateToken:output_type -> kmsbroker.api.v1.CreateTokenResponse
-	33, // 43: kmsbroker.api.v1.Broker.ListTokens:output_type -> kmsbroker.api.v1.ListTokensResponse
-	35, // 44: kmsbroker.api.v1.Broker.RevokeToken:output_type -> kmsbroker.api.v1.RevokeTokenResponse
-	13, // 45: kmsbroker.api.v1.Broker.Status:output_type -> kmsbroker.api.v1.StatusResponse
-	31, // [31:46] is the sub-list for method output_type
-	16, // [16:31] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	15, // 5: kmsbroker.api.v1.StatusResponse.purposes:type_name -> kmsbroker.api.v1.PurposeStatus
+	16, // 6: kmsbroker.api.v1.StatusResponse.store:type_name -> kmsbroker.api.v1.StoreStatus
+	14, // 7: kmsbroker.api.v1.StatusResponse.root_keys:type_name -> kmsbroker.api.v1.RootKeyStatus
+	37, // 8: kmsbroker.api.v1.RootKeyStatus.key_versions:type_name -> kmsbroker.api.v1.RootKeyStatus.KeyVersionsEntry
+	0,  // 9: kmsbroker.api.v1.RotateKeysResponse.scope:type_name -> kmsbroker.api.v1.Scope
+	38, // 10: kmsbroker.api.v1.KeyVersion.create_time:type_name -> google.protobuf.Timestamp
+	38, // 11: kmsbroker.api.v1.KeyVersion.destroy_time:type_name -> google.protobuf.Timestamp
+	26, // 12: kmsbroker.api.v1.ListKeyVersionsResponse.versions:type_name -> kmsbroker.api.v1.KeyVersion
+	38, // 13: kmsbroker.api.v1.Token.create_time:type_name -> google.protobuf.Timestamp
+	38, // 14: kmsbroker.api.v1.Token.expire_time:type_name -> google.protobuf.Timestamp
+	38, // 15: kmsbroker.api.v1.Token.revoke_time:type_name -> google.protobuf.Timestamp
+	30, // 16: kmsbroker.api.v1.CreateTokenResponse.token:type_name -> kmsbroker.api.v1.Token
+	30, // 17: kmsbroker.api.v1.ListTokensResponse.tokens:type_name -> kmsbroker.api.v1.Token
+	2,  // 18: kmsbroker.api.v1.Broker.CreateScope:input_type -> kmsbroker.api.v1.CreateScopeRequest
+	4,  // 19: kmsbroker.api.v1.Broker.GetScope:input_type -> kmsbroker.api.v1.GetScopeRequest
+	6,  // 20: kmsbroker.api.v1.Broker.ListScopes:input_type -> kmsbroker.api.v1.ListScopesRequest
+	8,  // 21: kmsbroker.api.v1.Broker.Encrypt:input_type -> kmsbroker.api.v1.EncryptRequest
+	10, // 22: kmsbroker.api.v1.Broker.Decrypt:input_type -> kmsbroker.api.v1.DecryptRequest
+	17, // 23: kmsbroker.api.v1.Broker.ReEncrypt:input_type -> kmsbroker.api.v1.ReEncryptRequest
+	19, // 24: kmsbroker.api.v1.Broker.DeriveKey:input_type -> kmsbroker.api.v1.DeriveKeyRequest
+	21, // 25: kmsbroker.api.v1.Broker.RotateKeys:input_type -> kmsbroker.api.v1.RotateKeysRequest
+	23, // 26: kmsbroker.api.v1.Broker.RewrapKeys:input_type -> kmsbroker.api.v1.RewrapKeysRequest
+	25, // 27: kmsbroker.api.v1.Broker.ListKeyVersions:input_type -> kmsbroker.api.v1.ListKeyVersionsRequest
+	28, // 28: kmsbroker.api.v1.Broker.DestroyKeyVersion:input_type -> kmsbroker.api.v1.DestroyKeyVersionRequest
+	31, // 29: kmsbroker.api.v1.Broker.CreateToken:input_type -> kmsbroker.api.v1.CreateTokenRequest
+	33, // 30: kmsbroker.api.v1.Broker.ListTokens:input_type -> kmsbroker.api.v1.ListTokensRequest
+	35, // 31: kmsbroker.api.v1.Broker.RevokeToken:input_type -> kmsbroker.api.v1.RevokeTokenRequest
+	12, // 32: kmsbroker.api.v1.Broker.Status:input_type -> kmsbroker.api.v1.StatusRequest
+	3,  // 33: kmsbroker.api.v1.Broker.CreateScope:output_type -> kmsbroker.api.v1.CreateScopeResponse
+	5,  // 34: kmsbroker.api.v1.Broker.GetScope:output_type -> kmsbroker.api.v1.GetScopeResponse
+	7,  // 35: kmsbroker.api.v1.Broker.ListScopes:output_type -> kmsbroker.api.v1.ListScopesResponse
+	9,  // 36: kmsbroker.api.v1.Broker.Encrypt:output_type -> kmsbroker.api.v1.EncryptResponse
+	11, // 37: kmsbroker.api.v1.Broker.Decrypt:output_type -> kmsbroker.api.v1.DecryptResponse
+	18, // 38: kmsbroker.api.v1.Broker.ReEncrypt:output_type -> kmsbroker.api.v1.ReEncryptResponse
+	20, // 39: kmsbroker.api.v1.Broker.DeriveKey:output_type -> kmsbroker.api.v1.DeriveKeyResponse
+	22, // 40: kmsbroker.api.v1.Broker.RotateKeys:output_type -> kmsbroker.api.v1.RotateKeysResponse
+	24, // 41: kmsbroker.api.v1.Broker.RewrapKeys:output_type -> kmsbroker.api.v1.RewrapKeysResponse
+	27, // 42: kmsbroker.api.v1.Broker.ListKeyVersions:output_type -> kmsbroker.api.v1.ListKeyVersionsResponse
+	29, // 43: kmsbroker.api.v1.Broker.DestroyKeyVersion:output_type -> kmsbroker.api.v1.DestroyKeyVersionResponse
+	32, // 44: kmsbroker.api.v1.Broker.CreateToken:output_type -> kmsbroker.api.v1.CreateTokenResponse
+	34, // 45: kmsbroker.api.v1.Broker.ListTokens:output_type -> kmsbroker.api.v1.ListTokensResponse
+	36, // 46: kmsbroker.api.v1.Broker.RevokeToken:output_type -> kmsbroker.api.v1.RevokeTokenResponse
+	13, // 47: kmsbroker.api.v1.Broker.Status:output_type -> kmsbroker.api.v1.StatusResponse
+	33, // [33:48] is the sub-list for method output_type
+	18, // [18:33] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_api_v1_broker_proto_init() }
@@ -2339,7 +2436,7 @@ func file_api_v1_broker_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_v1_broker_proto_rawDesc), len(file_api_v1_broker_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   36,
+			NumMessages:   38,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
