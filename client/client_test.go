@@ -1,0 +1,44 @@
+package client
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestNewRejectsBadConfig(t *testing.T) {
+	tests := []struct {
+		name    string
+		cfg     Config
+		wantErr string
+	}{
+		{"no scheme", Config{Address: "127.0.0.1:9200"}, "is not a URL"},
+		{"bad scheme", Config{Address: "ftp://127.0.0.1:9200"}, "must start with http:// or https://"},
+		{"missing CA file", Config{Address: "https://127.0.0.1:9200", CACertFile: "testdata/missing.pem"}, "read CA certificate"},
+		{"CA file without certificates", Config{Address: "https://127.0.0.1:9200", CACertFile: "client_test.go"}, "no certificate found"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := New(tc.cfg)
+			if err == nil {
+				c.Close()
+				t.Fatalf("New succeeded, want error containing %q", tc.wantErr)
+			}
+			if !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("New error = %v, want it to contain %q", err, tc.wantErr)
+			}
+		})
+	}
+
+	c, err := New(Config{})
+	if err != nil {
+		t.Fatalf("zero Config: %v", err)
+	}
+	c.Close()
+}
+
+func TestWorkerCredentialsNeedAName(t *testing.T) {
+	if _, err := WorkerCredentials(t.Context(), "worker.hcl", "", OneTimeOptions{}); err == nil ||
+		!strings.Contains(err.Error(), "worker name is required") {
+		t.Fatalf("err = %v, want worker name is required", err)
+	}
+}
