@@ -53,6 +53,7 @@ const (
 	OpListTokens        Operation = "tokens.list"
 	OpRevokeToken       Operation = "tokens.revoke"
 	OpStatus            Operation = "sys.status"
+	OpMetrics           Operation = "sys.metrics"
 )
 
 // permissions is the one table of who may do what. An operation missing
@@ -75,6 +76,7 @@ var permissions = map[Operation][]Role{
 	OpListTokens:        {RoleAdmin, RoleRecovery},
 	OpRevokeToken:       {RoleAdmin, RoleRecovery},
 	OpStatus:            {RoleAdmin, RoleRecovery, RoleApp, RoleWorker},
+	OpMetrics:           {RoleAdmin, RoleRecovery, RoleApp, RoleWorker},
 }
 
 // Errors returned by Authenticate and Authorize.

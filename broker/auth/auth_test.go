@@ -58,7 +58,7 @@ func TestAuthorize(t *testing.T) {
 func TestEveryOperationHasRoles(t *testing.T) {
 	ops := []Operation{OpCreateScope, OpReadScope, OpListScopes, OpRotateKeys, OpRewrapKeys, OpListKeyVersions,
 		OpDestroyKeyVersion, OpEncrypt, OpDecrypt, OpReEncrypt, OpDeriveKey, OpCreateToken, OpListTokens,
-		OpRevokeToken, OpStatus}
+		OpRevokeToken, OpStatus, OpMetrics}
 	for _, op := range ops {
 		if len(permissions[op]) == 0 {
 			t.Errorf("operation %s has no roles", op)

@@ -29,6 +29,9 @@ type Config struct {
 	Auth Auth
 	// LogLevel is one of trace, debug, info, warn, error. Default: info.
 	LogLevel string
+	// CacheSize is how many scopes keep unwrapped keys in memory. Default:
+	// 0, the keyring's own default.
+	CacheSize int
 
 	// start is the start of the file, where problems of the whole file are
 	// reported.

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
@@ -30,6 +31,10 @@ const (
 	// DefaultLogLevel is the log level when log_level is not set.
 	DefaultLogLevel = "info"
 )
+
+// maxCacheSize bounds cache_size: ten million scopes of five keys is
+// already several GiB of key schedules; more is a typo.
+const maxCacheSize = 10_000_000
 
 // LogLevels are the accepted values of log_level, most verbose first.
 var LogLevels = []string{"trace", "debug", "info", "warn", "error"}
@@ -80,7 +85,7 @@ func (d *decoder) add(diags ...*hcl.Diagnostic) {
 }
 
 var rootSchema = &hcl.BodySchema{
-	Attributes: []hcl.AttributeSchema{{Name: "log_level"}},
+	Attributes: []hcl.AttributeSchema{{Name: "log_level"}, {Name: "cache_size"}},
 	Blocks: []hcl.BlockHeaderSchema{
 		{Type: "listener", LabelNames: []string{"type"}},
 		{Type: "storage", LabelNames: []string{"type"}},
@@ -106,6 +111,17 @@ func (d *decoder) config(body hcl.Body, filename string) *Config {
 		d.add(hint(errorf(content.Attributes["log_level"].Expr.Range(),
 			"unknown log_level %q (valid: %s)", c.LogLevel, strings.Join(LogLevels, ", ")),
 			c.LogLevel, LogLevels))
+	}
+
+	var cacheSize string
+	if d.decode(content.Attributes, "cache_size", &cacheSize) {
+		n, err := strconv.Atoi(cacheSize)
+		if err != nil || n <= 0 || n > maxCacheSize {
+			d.add(errorf(content.Attributes["cache_size"].Expr.Range(),
+				"cache_size must be a whole number from 1 to %d", maxCacheSize))
+		} else {
+			c.CacheSize = n
+		}
 	}
 
 	seen := map[string]*hcl.Block{}

@@ -59,6 +59,8 @@ func TestParseErrors(t *testing.T) {
 			`invalid config: broker.hcl:2,13-19: purpose must be a list such as ["root"]`},
 		{"bad_duration.hcl", false,
 			`invalid config: broker.hcl:3,19-30: timeout is not a duration such as "5s" or "1m30s"; broker.hcl:4,19-24: start_timeout must be positive`},
+		{"bad_cache_size.hcl", false,
+			`invalid config: broker.hcl:1,14-16: cache_size must be a whole number from 1 to 10000000`},
 		{"bad_worker_scopes.hcl", false,
 			`invalid config: broker.hcl:2,19-24: worker_scopes must be a list of scope ids`},
 		{"bad_sha256.hcl", false,
@@ -547,6 +549,9 @@ func TestAuthAndAudit(t *testing.T) {
 	}
 	if got, want := strings.Join(cfg.Auth.WorkerScopes, ","), "o_1,global"; got != want {
 		t.Errorf("WorkerScopes = %q, want %q", got, want)
+	}
+	if got, want := cfg.CacheSize, 5000; got != want {
+		t.Errorf("CacheSize = %d, want %d", got, want)
 	}
 	if got, want := cfg.KMS[0].HealthCheckInterval, time.Minute; got != want {
 		t.Errorf("HealthCheckInterval = %s, want %s", got, want)

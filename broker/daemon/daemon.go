@@ -62,7 +62,15 @@ type Daemon struct {
 
 // Start brings up a broker from cfg, which must have passed validation
 // with root required. On error everything already started is stopped.
-func Start(ctx context.Context, cfg *config.Config, logger hclog.Logger) (_ *Daemon, err error) {
+func Start(ctx context.Context, cfg *config.Config, logger hclog.Logger) (*Daemon, error) {
+	return StartWith(ctx, cfg, logger, nil)
+}
+
+// StartWith is Start with a prepare step that runs once the store and the
+// keyring are open and before the API serves a request. Dev mode creates
+// its scope and admin token there, so a client that sees the broker ready
+// already finds them.
+func StartWith(ctx context.Context, cfg *config.Config, logger hclog.Logger, prepare func(context.Context, *Daemon) error) (_ *Daemon, err error) {
 	d := &Daemon{
 		cfg:      cfg,
 		logger:   logger,
@@ -97,7 +105,7 @@ func Start(ctx context.Context, cfg *config.Config, logger hclog.Logger) (_ *Dae
 		return nil, err
 	}
 	d.store = st
-	d.keys = keyring.New(st, d.router, keyring.Options{}, logger)
+	d.keys = keyring.New(st, d.router, keyring.Options{CacheSize: cfg.CacheSize, Registerer: d.registry}, logger)
 	d.tokens = auth.NewTokens(st)
 
 	d.probeRoot(ctx)
@@ -133,6 +141,12 @@ func Start(ctx context.Context, cfg *config.Config, logger hclog.Logger) (_ *Dae
 		return nil, err
 	}
 	d.server = srv
+
+	if prepare != nil {
+		if err := prepare(ctx, d); err != nil {
+			return nil, err
+		}
+	}
 
 	tlsConfig, err := d.listenerTLS(cfg.Listener)
 	if err != nil {

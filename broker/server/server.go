@@ -20,9 +20,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/kmsbroker/kmsbroker/broker/audit"
+	"github.com/kmsbroker/kmsbroker/broker/auth"
 	apiv1 "github.com/kmsbroker/kmsbroker/proto/api/v1"
 )
 
@@ -109,7 +111,7 @@ func New(cfg Config) (*Server, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/sys/health", healthHandler(cfg.Ready))
 	if cfg.Metrics != nil {
-		mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Metrics, promhttp.HandlerOpts{}))
+		mux.Handle("GET /metrics", svc.requireHTTP(auth.OpMetrics, promhttp.HandlerFor(cfg.Metrics, promhttp.HandlerOpts{})))
 	}
 	mux.Handle("/", http.MaxBytesHandler(gw, maxRequestBytes))
 
@@ -179,6 +181,25 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return nil
 	}
 	return srv.Shutdown(ctx)
+}
+
+// requireHTTP guards a plain HTTP handler with the same bearer check as
+// the API; the metrics name blocks and scopes' counts, so they are not
+// public.
+func (s *service) requireHTTP(op auth.Operation, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := metadata.NewIncomingContext(r.Context(), metadata.Pairs("authorization", r.Header.Get("Authorization")))
+		if _, err := s.authorize(ctx, op, ""); err != nil {
+			st := status.Convert(err)
+			code := http.StatusForbidden
+			if st.Code() == codes.Unauthenticated {
+				code = http.StatusUnauthorized
+			}
+			http.Error(w, st.Message(), code)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // healthHandler answers GET /v1/sys/health without authentication: 200

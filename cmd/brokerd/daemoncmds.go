@@ -9,12 +9,15 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
+	"strings"
 	"syscall"
 
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/kmsbroker/kmsbroker/broker/auth"
 	"github.com/kmsbroker/kmsbroker/broker/config"
+	"github.com/kmsbroker/kmsbroker/broker/configload"
 	"github.com/kmsbroker/kmsbroker/broker/daemon"
 	"github.com/kmsbroker/kmsbroker/broker/keyring"
 )
@@ -46,33 +49,51 @@ func waitForSignal(d *daemon.Daemon, logger hclog.Logger) error {
 }
 
 func runServer(env *cmdEnv, args []string) error {
-	var path, level string
+	var path, kmsPath, level string
 	fs := newFlags(env, "server", "")
 	fs.StringVar(&path, "config", env.getenv("BROKER_CONFIG"), "config file (env BROKER_CONFIG)")
-	fs.StringVar(&level, "log-level", "", "log level; overrides the config's log_level")
+	fs.StringVar(&kmsPath, "config-kms", env.getenv("BROKER_CONFIG_KMS"),
+		"file whose kms block serves purpose config, to decrypt the config's {{decrypt(...)}} values (env BROKER_CONFIG_KMS; default: the config file's own)")
+	fs.StringVar(&level, "log-level", "", "log level; overrides the config's log_level, also on reload")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if path == "" {
 		return errors.New("-config is required")
 	}
-	cfg, err := config.Load(path)
-	if err != nil {
-		return err
-	}
-	if err := cfg.Validate(config.ValidateOptions{Server: true}); err != nil {
-		return err
-	}
-	if level == "" {
-		level = cfg.LogLevel
+	if level != "" && !slices.Contains(config.LogLevels, level) {
+		return fmt.Errorf("-log-level=%q: use one of %s", level, strings.Join(config.LogLevels, ", "))
 	}
 	logger := newLogger(env, level)
-
-	d, err := daemon.Start(context.Background(), cfg, logger)
+	// load reads the config with its values decrypted in memory; SIGHUP
+	// calls it again.
+	load := func(ctx context.Context) (*config.Config, error) {
+		cfg, err := configload.Load(ctx, path, configload.Options{KMSPath: kmsPath, Logger: logger})
+		if err != nil {
+			return nil, err
+		}
+		if err := cfg.Validate(config.ValidateOptions{Server: true}); err != nil {
+			return nil, err
+		}
+		if level != "" {
+			cfg.LogLevel = level
+		}
+		return cfg, nil
+	}
+	ctx := context.Background()
+	cfg, err := load(ctx)
 	if err != nil {
 		return err
 	}
-	defer d.Stop(context.Background())
+	logger.SetLevel(hclog.LevelFromString(cfg.LogLevel))
+
+	d, err := daemon.Start(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer d.Stop(ctx)
+	stopReload := reloadOnHangup(d, load, logger)
+	defer stopReload()
 	return waitForSignal(d, logger)
 }
 
@@ -144,6 +165,11 @@ func runDev(env *cmdEnv, args []string) error {
 		dataDir = dir
 	} else if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return err
+	} else if _, err := os.Stat(filepath.Join(dataDir, "broker.db")); err == nil {
+		// Dev keys are new on every start, so an old dev database could
+		// never be decrypted again.
+		return fmt.Errorf("%s already holds a dev database whose keys are gone; remove it or use another -data-dir",
+			filepath.Join(dataDir, "broker.db"))
 	}
 
 	var keys [4]string
@@ -175,19 +201,20 @@ func runDev(env *cmdEnv, args []string) error {
 
 	logger := newLogger(env, level)
 	ctx := context.Background()
-	d, err := daemon.Start(ctx, cfg, logger)
+	d, err := daemon.StartWith(ctx, cfg, logger, func(ctx context.Context, d *daemon.Daemon) error {
+		if _, err := d.Keyring().CreateScope(ctx, "global", "Global scope"); err != nil && !errors.Is(err, keyring.ErrScopeExists) {
+			return fmt.Errorf("create scope global: %w", err)
+		}
+		var err error
+		if token, err = d.MintToken(ctx, token, "dev-admin", auth.RoleAdmin, nil, 0); err != nil {
+			return fmt.Errorf("create dev token: %w", err)
+		}
+		return nil
+	})
 	if err != nil {
 		return err
 	}
 	defer d.Stop(ctx)
-
-	if _, err := d.Keyring().CreateScope(ctx, "global", "Global scope"); err != nil && !errors.Is(err, keyring.ErrScopeExists) {
-		return fmt.Errorf("create scope global: %w", err)
-	}
-	token, err = d.MintToken(ctx, token, "dev-admin", auth.RoleAdmin, nil, 0)
-	if err != nil {
-		return fmt.Errorf("create dev token: %w", err)
-	}
 
 	addr := "http://" + d.Addr().String()
 	fmt.Fprintf(env.stdout, `

@@ -1,3 +1,4 @@
+cache_size = 5000
 listener "tcp" {
   address     = "127.0.0.1:9200"
   tls_disable = true

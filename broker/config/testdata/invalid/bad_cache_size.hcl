@@ -1,0 +1,5 @@
+cache_size = -3
+kms "aead" {
+  purpose = ["root"]
+  key     = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+}
