@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -8,6 +9,7 @@ import (
 	"github.com/kmsbroker/kmsbroker/e2e/awskms"
 	"github.com/kmsbroker/kmsbroker/e2e/binaries"
 	"github.com/kmsbroker/kmsbroker/e2e/loopback"
+	"github.com/kmsbroker/kmsbroker/e2e/proc"
 )
 
 // TestAWSConfigWinsOverEnvironment starts the broker with AWS_REGION,
@@ -40,19 +42,27 @@ func TestAWSConfigWinsOverEnvironment(t *testing.T) {
 
 	t.Run("control: the environment is live", func(t *testing.T) {
 		// Without endpoint and region in the config the plugin takes them
-		// from the environment and cannot reach KMS, so brokerd refuses
-		// to start, naming the block. This proves the variables above
-		// reach the plugin and would break it if they won.
+		// from the environment and cannot reach KMS: the root block fails
+		// and says where it tried. This proves the variables above reach
+		// the plugin and would break it if they won.
 		blk := awsBlock(srv, key.ID, "root")
 		delete(blk.Settings, "endpoint")
 		delete(blk.Settings, "region")
-		c := brokerConfig{Address: loopback.Addr(t), DBPath: t.TempDir() + "/broker.db", Blocks: []kmsBlock{blk, recovery}}
-		path := writeFile(t, t.TempDir(), "broker.hcl", c.hcl(t))
-		r := runBrokerd(t, layout, env, "server", "-config="+path)
-		if r.code != 1 {
-			t.Fatalf("brokerd server with the endpoint from the environment: want exit 1, got\n%s", r)
+		c := newBroker(t, layout, blk, recovery)
+		c.env = env
+		err := c.startErr()
+		switch {
+		case errors.Is(err, proc.ErrExited):
+			// brokerd gave up on the block; its output says why.
+		case err != nil:
+			t.Fatal(err)
+		default:
+			if code, ready := c.mustHealth(); code != 503 || ready {
+				t.Errorf("health with the endpoint from the environment: got %d ready=%t, want 503", code, ready)
+			}
 		}
-		wantContains(t, "brokerd server with the endpoint from the environment", r.stderr, "awskms")
+		wantContains(t, "brokerd log with the endpoint from the environment", c.log(),
+			strings.TrimPrefix(dead, "http://"), "connection refused")
 	})
 
 	bare := []kmsBlock{awsBlock(srv, key.ID, "root"), recovery}
@@ -64,8 +74,8 @@ func TestAWSConfigWinsOverEnvironment(t *testing.T) {
 		t.Fatalf("health: got %d ready=%t, want 200 ready=true", code, ready)
 	}
 	admin := tokenCred(b.bootstrapAdmin(recoveryPath))
-	if got := b.status(admin).purpose(b, "root").KeyID; got != key.ID {
-		t.Errorf("status of root: key id %q, want the configured key %s, not AWSKMS_WRAPPER_KEY_ID", got, key.ID)
+	if got := b.status(admin).purpose(b, "root").KeyID; got != key.ID && got != key.ARN {
+		t.Errorf("status of root: key id %q, want the configured key %s, not AWSKMS_WRAPPER_KEY_ID", got, key.ARN)
 	}
 	checkEffectiveAWSLog(t, b.log(), srv, bogusRegion, dead)
 
@@ -90,8 +100,8 @@ func TestAWSConfigWinsOverEnvironment(t *testing.T) {
 }
 
 // checkEffectiveAWSLog checks what a brokerd log says about the awskms
-// block's region and endpoint: never the environment's values, and, once
-// the broker logs them, the configured ones with "config" as the source.
+// block: the configured region and endpoint, each with "config" as its
+// source, and nowhere a value from the environment.
 func checkEffectiveAWSLog(t *testing.T, log string, srv *awskms.Server, bogusRegion, bogusEndpoint string) {
 	t.Helper()
 	for _, bogus := range []string{bogusRegion, bogusEndpoint} {
@@ -99,21 +109,16 @@ func checkEffectiveAWSLog(t *testing.T, log string, srv *awskms.Server, bogusReg
 			t.Errorf("brokerd log names %q from the environment:\n%s", bogus, log)
 		}
 	}
-	var effective string
+	var ready string
 	for _, line := range strings.Split(log, "\n") {
-		if strings.Contains(line, "region") && strings.Contains(line, srv.Region) {
-			effective = line
+		if strings.Contains(line, "kms block ready") && strings.Contains(line, "plugin=awskms") {
+			ready = line
 		}
 	}
-	if effective == "" {
-		// TODO: brokerd logs neither the effective AWS region nor the
-		// endpoint nor their source (issue 6, "Effective settings"): the
-		// awskms plugin returns region, endpoint, region_source and
-		// endpoint_source as configure metadata, and the plugin host
-		// drops them. Until it logs them only the absence of the
-		// environment's values is checked.
-		t.Logf("TODO: brokerd log does not name the effective AWS region and endpoint")
-		return
+	if ready == "" {
+		t.Fatalf("brokerd log has no \"kms block ready\" line for the awskms block:\n%s", log)
 	}
-	wantContains(t, "log line with the effective region", effective, srv.Region, srv.Endpoint, "config")
+	wantContains(t, "kms block ready line of the awskms block", ready,
+		" region="+srv.Region+" ", "region_source=config",
+		" endpoint="+srv.Endpoint+" ", "endpoint_source=config")
 }

@@ -37,9 +37,11 @@ type broker struct {
 	dir     string
 	cfg     brokerConfig
 	cfgPath string
-	// env is brokerd's whole environment on top of baseEnv.
-	env  []string
-	proc *proc.Process
+	// env is brokerd's environment on top of baseEnv.
+	env []string
+	// flags are extra flags of `brokerd server`.
+	flags []string
+	proc  *proc.Process
 	// logs are the output files of every brokerd process run so far.
 	logs []string
 }
@@ -69,10 +71,18 @@ func (b *broker) url() string { return "http://" + b.cfg.Address }
 // baseEnv is what every brokerd and CLI process gets: enough to run, and
 // a private HOME so no AWS or Vault config file of the machine leaks in.
 // Nothing else of the test's environment is passed on.
+//
+// TMPDIR is a short directory of its own: go-plugin puts its unix sockets
+// there, and a socket path over 107 bytes cannot be bound, which a
+// t.TempDir() named after a long subtest easily exceeds.
 func baseEnv(t testing.TB) []string {
 	t.Helper()
-	home := t.TempDir()
-	return []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "TMPDIR=" + home}
+	tmp, err := os.MkdirTemp("", "kmsb")
+	if err != nil {
+		t.Fatalf("make TMPDIR: %v", err)
+	}
+	t.Cleanup(func() { os.RemoveAll(tmp) })
+	return []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "TMPDIR=" + tmp}
 }
 
 // start runs `brokerd server` and waits until its listener answers
@@ -88,7 +98,7 @@ func (b *broker) start() {
 // when brokerd exited before it answered.
 func (b *broker) startErr() error {
 	b.t.Helper()
-	cmd := exec.Command(b.layout.Brokerd, "server", "-config="+b.cfgPath)
+	cmd := exec.Command(b.layout.Brokerd, append([]string{"server", "-config=" + b.cfgPath}, b.flags...)...)
 	cmd.Env = append(baseEnv(b.t), b.env...)
 	b.proc = proc.Start(b.t, "brokerd", cmd)
 	b.logs = append(b.logs, b.proc.LogPath())

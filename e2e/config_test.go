@@ -27,16 +27,26 @@ type kmsBlock struct {
 type brokerConfig struct {
 	Address string // listener address, host:port, plain HTTP
 	DBPath  string // SQLite file
-	Blocks  []kmsBlock
+	// AuditPath, when set, is the audit log.
+	AuditPath string
+	// WorkerScopes, when set, are the scopes workers may derive keys in.
+	WorkerScopes []string
+	Blocks       []kmsBlock
 }
 
-// hcl renders c as the HCL a operator would write.
+// hcl renders c as the HCL an operator would write.
 func (c brokerConfig) hcl(t testing.TB) string {
 	t.Helper()
 	var b strings.Builder
 	fmt.Fprintf(&b, "log_level = \"debug\"\n\n")
 	fmt.Fprintf(&b, "listener \"tcp\" {\n  address     = %s\n  tls_disable = true\n}\n\n", hclString(t, c.Address))
 	fmt.Fprintf(&b, "storage \"sqlite\" {\n  path = %s\n}\n\n", hclString(t, c.DBPath))
+	if c.AuditPath != "" {
+		fmt.Fprintf(&b, "audit {\n  path = %s\n}\n\n", hclString(t, c.AuditPath))
+	}
+	if c.WorkerScopes != nil {
+		fmt.Fprintf(&b, "auth {\n  worker_scopes = %s\n}\n\n", hclList(t, c.WorkerScopes))
+	}
 	for _, blk := range c.Blocks {
 		b.WriteString(blk.hcl(t))
 		b.WriteString("\n")
@@ -49,11 +59,7 @@ func (c brokerConfig) hcl(t testing.TB) string {
 func (k kmsBlock) hcl(t testing.TB) string {
 	t.Helper()
 	var b strings.Builder
-	purposes := make([]string, len(k.Purposes))
-	for i, p := range k.Purposes {
-		purposes[i] = hclString(t, p)
-	}
-	fmt.Fprintf(&b, "kms %s {\n  purpose = [%s]\n", hclString(t, k.Type), strings.Join(purposes, ", "))
+	fmt.Fprintf(&b, "kms %s {\n  purpose = %s\n", hclString(t, k.Type), hclList(t, k.Purposes))
 	names := make([]string, 0, len(k.Settings))
 	for n := range k.Settings {
 		names = append(names, n)
@@ -66,10 +72,14 @@ func (k kmsBlock) hcl(t testing.TB) string {
 	return b.String()
 }
 
-// with returns a copy of k serving other purposes.
-func (k kmsBlock) with(purposes ...string) kmsBlock {
-	k.Purposes = purposes
-	return k
+// hclList writes a list of strings.
+func hclList(t testing.TB, list []string) string {
+	t.Helper()
+	quoted := make([]string, len(list))
+	for i, s := range list {
+		quoted[i] = hclString(t, s)
+	}
+	return "[" + strings.Join(quoted, ", ") + "]"
 }
 
 // hclString quotes s as an HCL string literal. Template sequences are

@@ -1,8 +1,12 @@
 package e2e
 
 import (
+	"bufio"
 	"context"
 	"encoding/base64"
+	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -27,12 +31,12 @@ type deriveOut struct {
 // uses every kind of credential and every data operation.
 func TestWholeProduct(t *testing.T) {
 	t.Parallel()
+	v := vault.Start(t) // first: without Vault the test skips at once
 	layout := binaries.Product(t)
-	aws := awskms.Start(t)
-	v := vault.Start(t)
+	srv := awskms.Start(t)
 
-	rootKey := aws.CreateKey(t, "broker root")
-	aws.CreateAlias(t, "alias/broker-root", rootKey.ID)
+	rootKey := srv.CreateKey(t, "broker root")
+	srv.CreateAlias(t, "alias/broker-root", rootKey.ID)
 	tr := v.EnableTransit(t)
 	tr.CreateKey(t, "worker-auth")
 	brokerVaultToken := tr.KeyToken(t, "worker-auth")
@@ -41,12 +45,15 @@ func TestWholeProduct(t *testing.T) {
 	recovery := aeadBlock(t, "recovery-1", "recovery")
 	configBlk := aeadBlock(t, "config-1", "config")
 	blocks := []kmsBlock{
-		awsBlock(aws, "alias/broker-root", "root"),
+		awsBlock(srv, "alias/broker-root", "root"),
 		vaultBlock(v, tr, "worker-auth", brokerVaultToken, "worker-auth"),
 		recovery,
 		configBlk,
 	}
 	b := newBroker(t, layout, blocks...)
+	b.cfg.WorkerScopes = []string{"o_alpha"}
+	b.cfg.AuditPath = filepath.Join(b.dir, "audit.log")
+	b.writeConfig()
 	recoveryPath := writeFile(t, b.dir, "recovery.hcl", recovery.hcl(t))
 	workerPath := writeFile(t, b.dir, "worker.hcl",
 		vaultBlock(v, tr, "worker-auth", workerVaultToken, "worker-auth").hcl(t))
@@ -167,6 +174,7 @@ func TestWholeProduct(t *testing.T) {
 		}
 	})
 
+	var k1 deriveOut // u_1's key for session s_1 in o_alpha
 	t.Run("app token and derive-key", func(t *testing.T) {
 		var tok struct {
 			Secret string `json:"secret"`
@@ -178,7 +186,7 @@ func TestWholeProduct(t *testing.T) {
 		stderr := b.fails(app, "encrypt", "-scope=o_beta", "value")
 		wantContains(t, "app token in another scope", stderr, "permission denied", "o_beta")
 
-		var k1, k1again, k2 deriveOut
+		var k1again, k2 deriveOut
 		b.okJSON(&k1, app, "derive-key", "-scope=o_alpha", "-user=u_1", "-session=s_1")
 		b.okJSON(&k1again, app, "derive-key", "-scope=o_alpha", "-user=u_1", "-session=s_1", "-key-version="+itoa(k1.KeyVersion))
 		b.okJSON(&k2, app, "derive-key", "-scope=o_alpha", "-user=u_1", "-session=s_2")
@@ -204,11 +212,19 @@ func TestWholeProduct(t *testing.T) {
 		if !st.Ready {
 			t.Errorf("status as worker w_edge-1: got ready=false, want true")
 		}
-		// TODO: brokerd server has no setting that grants workers scopes
-		// (auth.OneTimeVerifier.WorkerScopes is never set), so a worker
-		// may derive keys nowhere; this asserts the documented refusal.
-		stderr := b.fails(worker, "derive-key", "-scope=o_alpha", "-user=u_1", "-session=s_1")
-		wantContains(t, "derive-key as a worker", stderr, "permission denied", "w_edge-1", "o_alpha")
+
+		// auth { worker_scopes } grants o_alpha: the worker derives the
+		// same key an app token does for the same user, session and
+		// version.
+		var got deriveOut
+		b.okJSON(&got, worker, "derive-key", "-scope=o_alpha", "-user=u_1", "-session=s_1", "-key-version="+itoa(k1.KeyVersion))
+		if k1.Key == "" || got.Key != k1.Key {
+			t.Errorf("derive-key as worker: got another key than the app token's for u_1/s_1")
+		}
+		stderr := b.fails(worker, "derive-key", "-scope=o_beta", "-user=u_1", "-session=s_1")
+		wantContains(t, "derive-key as a worker outside worker_scopes", stderr, "permission denied", "w_edge-1", "o_beta")
+		stderr = b.fails(worker, "encrypt", "-scope=o_alpha", "value")
+		wantContains(t, "encrypt as a worker", stderr, "permission denied", "worker")
 
 		// A worker holding another KMS key is not a worker.
 		bogus := writeFile(t, t.TempDir(), "worker.hcl", aeadBlock(t, "not-vault", "worker-auth").hcl(t))
@@ -252,10 +268,26 @@ func TestWholeProduct(t *testing.T) {
 		b.decrypt(tokenCred(admin), fresh)
 	})
 
+	t.Run("audit log", func(t *testing.T) {
+		events := readAudit(t, b.cfg.AuditPath)
+		for _, want := range []auditEvent{
+			{Principal: "u_recovery", Operation: "auth.recovery", Result: "ok"},
+			{Principal: "u_recovery", Operation: "tokens.create", Result: "ok"},
+			{Principal: "w_edge-1", Operation: "auth.worker-auth", Result: "ok"},
+			{Operation: "auth.worker-auth", Result: "rejected"},
+			{Operation: "scopes.rotate-keys", Scope: "o_alpha", Result: "ok"},
+		} {
+			if !hasEvent(events, want) {
+				t.Errorf("audit log: no event like %+v in %+v", want, events)
+			}
+		}
+	})
+
 	t.Run("no secret in the broker log", func(t *testing.T) {
-		logText := b.allLogs()
+		logText := b.allLogs() + readLog(t, b.cfg.AuditPath)
 		secrets := map[string]string{
-			"AWS secret key":     aws.SecretKey,
+			"derived key":        k1.Key,
+			"AWS secret key":     srv.SecretKey,
 			"broker Vault token": brokerVaultToken.Value(),
 			"worker Vault token": workerVaultToken.Value(),
 			"recovery key":       recovery.Settings["key"],
@@ -269,4 +301,46 @@ func TestWholeProduct(t *testing.T) {
 			}
 		}
 	})
+}
+
+// auditEvent is one line of the audit log; empty fields match anything.
+type auditEvent struct {
+	Principal string `json:"principal"`
+	Operation string `json:"operation"`
+	Scope     string `json:"scope"`
+	Result    string `json:"result"`
+	Reason    string `json:"reason"`
+}
+
+func readAudit(t *testing.T, path string) []auditEvent {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatalf("open audit log: %v", err)
+	}
+	defer f.Close()
+	var events []auditEvent
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var e auditEvent
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+			t.Fatalf("audit line %q is not JSON: %v", sc.Text(), err)
+		}
+		events = append(events, e)
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatalf("read audit log: %v", err)
+	}
+	return events
+}
+
+func hasEvent(events []auditEvent, want auditEvent) bool {
+	for _, e := range events {
+		if (want.Principal == "" || e.Principal == want.Principal) &&
+			e.Operation == want.Operation && e.Result == want.Result &&
+			(want.Scope == "" || e.Scope == want.Scope) {
+			return true
+		}
+	}
+	return false
 }

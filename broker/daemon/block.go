@@ -49,9 +49,11 @@ var _ purpose.Wrapper = (*block)(nil)
 var errBlockDown = fmt.Errorf("kms block is not running: %w", pluginhost.ErrUnavailable)
 
 // fatalStartError reports start failures that retrying cannot fix: the
-// executable is missing, has the wrong digest or is not a plugin.
+// executable is missing, has the wrong digest or is not a plugin, or the
+// config file names a setting the plugin does not have.
 func fatalStartError(err error) bool {
-	return errors.Is(err, pluginhost.ErrPluginNotFound) ||
+	return errors.Is(err, config.ErrInvalid) ||
+		errors.Is(err, pluginhost.ErrPluginNotFound) ||
 		errors.Is(err, pluginhost.ErrChecksumMismatch) ||
 		errors.Is(err, pluginhost.ErrBadPlugin)
 }
@@ -87,15 +89,22 @@ func (b *block) retryStart() {
 			return
 		case <-time.After(wait):
 		}
-		p, err := pluginhost.Start(context.Background(), b.pc)
+		// A reload may have changed the config or installed a plugin.
+		b.mu.RLock()
+		pc, running := b.pc, b.plugin != nil
+		b.mu.RUnlock()
+		if running {
+			return
+		}
+		p, err := pluginhost.Start(context.Background(), pc)
 		if err == nil {
 			b.mu.Lock()
-			stopped := b.stopped()
-			if !stopped {
+			stopped, replaced := b.stopped(), b.plugin != nil
+			if !stopped && !replaced {
 				b.plugin, b.lastErr = p, ""
 			}
 			b.mu.Unlock()
-			if stopped {
+			if stopped || replaced {
 				p.Stop()
 				return
 			}
@@ -104,7 +113,9 @@ func (b *block) retryStart() {
 			return
 		}
 		b.mu.Lock()
-		b.lastErr = err.Error()
+		if b.plugin == nil {
+			b.lastErr = err.Error()
+		}
 		b.mu.Unlock()
 		b.logger.Warn("kms block start retry failed", "error", err, "next_retry", delay)
 		delay = min(delay*2, startRetryMax)
@@ -159,13 +170,17 @@ func (b *block) Info() pluginhost.Info {
 }
 
 // swap installs a new, already started plugin and returns the old one for
-// the caller to stop once calls in flight have moved over.
-func (b *block) swap(cfg *config.KMS, pc pluginhost.Config, p *pluginhost.Plugin) *pluginhost.Plugin {
+// the caller to stop once calls in flight have moved over. It installs
+// nothing and returns false once the block is stopping.
+func (b *block) swap(cfg *config.KMS, pc pluginhost.Config, p *pluginhost.Plugin) (*pluginhost.Plugin, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.stopped() {
+		return nil, false
+	}
 	old := b.plugin
 	b.cfg, b.pc, b.plugin, b.lastErr = cfg, pc, p, ""
-	return old
+	return old, true
 }
 
 // Stop ends any start retry and stops the plugin.

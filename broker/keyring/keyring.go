@@ -118,9 +118,12 @@ const (
 	// plugin host's own shorter per-call deadline applies inside it.
 	sharedCallTimeout = 30 * time.Second
 	// maxEntryRetries bounds how often one call looks a scope up again
-	// after its cache entry was replaced under it; more than a few means
-	// the scope changes faster than it can be read, which is a fault.
-	maxEntryRetries = 4
+	// after its cache entry was replaced under it (each replacement is a
+	// committed key change or a refresh, and the successor inherits the
+	// keys, so a retry is cheap). Running out takes that many changes to
+	// one scope during a single call: a rotation storm, reported as
+	// ErrConcurrentChange.
+	maxEntryRetries = 16
 )
 
 // Options tunes a Keyring. The zero value is usable.

@@ -36,10 +36,19 @@ const (
 	// maxVersionIDLen bounds a version id from a request; ours are 20
 	// characters, so anything much longer cannot match and is not echoed.
 	maxVersionIDLen = 64
-	// changeBackoff is the base of the random pause between attempts,
-	// which spreads out brokers that collided.
-	changeBackoff = 2 * time.Millisecond
+	// changeBackoff and maxChangeBackoff shape the pause between attempts:
+	// doubling from 2 ms, capped at 200 ms, and randomized (full jitter) so
+	// that colliding rotations spread out instead of colliding again. The
+	// whole budget of attempts then spans a few seconds.
+	changeBackoff    = 2 * time.Millisecond
+	maxChangeBackoff = 200 * time.Millisecond
 )
+
+// backoff returns a random pause before attempt+1 of a lifecycle change.
+func backoff(attempt int) time.Duration {
+	d := min(changeBackoff<<min(attempt, 16), maxChangeBackoff)
+	return d/2 + rand.N(d/2+1)
+}
 
 // errNoChange lets a change function finish without writing.
 var errNoChange = errors.New("no change")
@@ -79,8 +88,7 @@ func (k *Keyring) change(ctx context.Context, id string,
 		if errors.Is(err, store.ErrConflict) && attempt < maxChangeAttempts {
 			w.retire(nil)
 			k.log.Debug("scope keys changed concurrently; retrying", "scope", id, "attempt", attempt)
-			if err := sleep(ctx,
-				time.Duration(attempt)*changeBackoff+rand.N(changeBackoff)); err != nil {
+			if err := sleep(ctx, backoff(attempt)); err != nil {
 				return err
 			}
 			continue

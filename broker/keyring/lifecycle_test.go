@@ -392,10 +392,10 @@ func TestConcurrentRotations(t *testing.T) {
 
 		const rotators, each, writers = 6, 4, 4
 		var (
-			wg     sync.WaitGroup
-			mu     sync.Mutex
-			sealed []sealed
-			errs   = make(chan error, rotators+writers)
+			wg   sync.WaitGroup
+			mu   sync.Mutex
+			all  []sealed
+			errs = make(chan error, rotators+writers)
 		)
 		for r := range rotators {
 			wg.Go(func() {
@@ -411,9 +411,15 @@ func TestConcurrentRotations(t *testing.T) {
 			wg.Go(func() {
 				f := brokers[w%2]
 				for i := range 20 {
-					s := f.seal(t, "o_1", DataPurposes()[i%numPurposes], fmt.Sprintf("w%d-%d", w, i))
+					p := DataPurposes()[i%numPurposes]
+					pt, aad := []byte(fmt.Sprintf("w%d-%d", w, i)), []byte("aad/o_1/"+string(p))
+					env, v, err := f.kr.Encrypt(ctx, "o_1", p, pt, aad)
+					if err != nil {
+						errs <- fmt.Errorf("writer %d: %w", w, err)
+						return
+					}
 					mu.Lock()
-					sealed = append(sealed, s)
+					all = append(all, sealed{scope: "o_1", p: p, env: env, aad: aad, pt: pt, version: v})
 					mu.Unlock()
 				}
 			})
@@ -440,7 +446,7 @@ func TestConcurrentRotations(t *testing.T) {
 		}
 		for _, f := range brokers {
 			f.clock.Advance(time.Hour)
-			f.mustOpenAll(t, sealed)
+			f.mustOpenAll(t, all)
 		}
 	})
 }

@@ -10,8 +10,9 @@ import (
 )
 
 // errRetired means a cache entry left the cache while a call used it; the
-// call looks the scope up again.
-var errRetired = errors.New("scope cache entry retired")
+// call looks the scope up again. It wraps ErrConcurrentChange, which is
+// what a caller sees if the retries run out.
+var errRetired = fmt.Errorf("%w: scope cache entry replaced", ErrConcurrentChange)
 
 // entry returns the scope's cache entry, loading it on a miss and checking
 // its generation once it is older than staleAfter.

@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -61,6 +62,9 @@ type instance struct {
 	scrub    *strings.Replacer
 	scrubAll *strings.Replacer
 	readyAt  time.Time
+	// keyID is the key id the plugin last reported: from Configure, then
+	// from each blob (a KMS alias resolves to the key that encrypted).
+	keyID atomic.Value
 
 	brokenOnce sync.Once
 	broken     chan struct{}
@@ -155,10 +159,14 @@ func (p *Plugin) launch(ctx context.Context) (_ *instance, err error) {
 	if err := checkExecutable(path); err != nil {
 		return nil, p.startErr(path, ErrPluginNotFound, "%v", err)
 	}
+	var pinned *os.File
 	if p.cfg.SHA256 != "" {
-		if err := verifyChecksum(path, p.cfg.SHA256); err != nil {
+		if pinned, err = openVerified(path, p.cfg.SHA256); err != nil {
 			return nil, p.startErr(path, ErrChecksumMismatch, "%v", err)
 		}
+		// Closed by the process once started; this covers a start that
+		// never gets that far.
+		defer pinned.Close()
 	}
 	env, err := childEnv(p.cfg.Type, p.cfg.Settings, os.Environ(), p.cfg.Logger.GetLevel())
 	if err != nil {
@@ -173,7 +181,7 @@ func (p *Plugin) launch(ctx context.Context) (_ *instance, err error) {
 		RunnerFunc: func(_ hclog.Logger, cmd *exec.Cmd, dir string) (runner.Runner, error) {
 			// cmd carries only go-plugin's variables (SkipHostEnv).
 			sockDir = dir
-			return proc, proc.prepare(path, append(env, cmd.Env...))
+			return proc, proc.prepare(path, append(env, cmd.Env...), pinned)
 		},
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		AutoMTLS:         true,
@@ -257,6 +265,7 @@ func (p *Plugin) launch(ctx context.Context) (_ *instance, err error) {
 		return nil, p.rpcStartErr(ctx, path, in, "configure", err)
 	}
 	in.conf.Metadata = publicMetadata(in.conf.GetMetadata(), p.cfg.Settings, isSecret)
+	in.keyID.Store(in.conf.GetKeyId())
 	in.readyAt = time.Now()
 	p.log.Info("plugin ready", "pid", proc.Pid(), "path", path,
 		"key_id", in.conf.GetKeyId(), "plugin_version", in.desc.GetPluginVersion(),
@@ -451,26 +460,30 @@ func checkExecutable(path string) error {
 	return nil
 }
 
-// verifyChecksum compares the file's SHA-256 digest with want (hex).
-//
-// TODO: the file is hashed and then executed by path, so a binary swapped
-// in between runs unchecked; executing the hashed file descriptor would
-// close the gap.
-func verifyChecksum(path, want string) error {
+// openVerified opens the executable and compares its SHA-256 digest with
+// want (hex). On a match it returns the file, positioned at the start, for
+// the process to be started from; on Linux that closes the gap between
+// checking and running (see execPinned).
+func openVerified(path, want string) (*os.File, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer f.Close()
 	h := sha256.New()
 	if _, err := io.Copy(h, f); err != nil {
-		return err
+		f.Close()
+		return nil, err
 	}
 	got := hex.EncodeToString(h.Sum(nil))
 	if subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
-		return fmt.Errorf("want sha256 %s, got %s", want, got)
+		f.Close()
+		return nil, fmt.Errorf("want sha256 %s, got %s", want, got)
 	}
-	return nil
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
 }
 
 // lineLogger turns a plugin's redirected stdout or stderr into log lines.

@@ -77,6 +77,13 @@ var behaviours = map[string]func(){
 	// envcheck reports the names of its environment variables as
 	// configure metadata.
 	"envcheck": func() { sdk.Serve(envWrapper{aead.NewWrapper()}) },
+	// chatter prints to stdout and stderr on every Encrypt, after the
+	// handshake, where go-plugin forwards both to the host.
+	"chatter": func() {
+		sdk.Serve(chatterWrapper{aead.NewWrapper()}, sdk.WithAAD(), sdk.WithSettings(
+			sdk.Setting{Name: "key", Secret: true},
+		))
+	},
 	// flaky fails Encrypt as unavailable while the file named by its
 	// fail_file setting exists: a KMS outage the process survives.
 	"flaky": func() {
@@ -229,6 +236,15 @@ func (w envWrapper) SetConfig(ctx context.Context, opt ...wrapping.Option) (*wra
 	}
 	sort.Strings(names)
 	return &wrapping.WrapperConfig{Metadata: map[string]string{"env": strings.Join(names, ",")}}, nil
+}
+
+// chatterWrapper writes a line to stdout and to stderr before encrypting.
+type chatterWrapper struct{ *aead.Wrapper }
+
+func (w chatterWrapper) Encrypt(ctx context.Context, pt []byte, opt ...wrapping.Option) (*wrapping.BlobInfo, error) {
+	fmt.Println("chatter on stdout")
+	fmt.Fprintln(os.Stderr, "chatter on stderr")
+	return w.Wrapper.Encrypt(ctx, pt, opt...)
 }
 
 // flakyWrapper fails Encrypt while its fail_file exists.

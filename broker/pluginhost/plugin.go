@@ -150,6 +150,9 @@ func (p *Plugin) encrypt(ctx context.Context, plaintext, aad []byte) (*wrapping.
 		return nil, fmt.Errorf("%s block %q: %w: plugin returned a malformed blob", opEncrypt, p.cfg.Name, ErrBadPlugin)
 	}
 	blob.Plaintext = nil
+	if id := blob.GetKeyInfo().GetKeyId(); id != "" {
+		in.keyID.Store(id)
+	}
 	if hostBinds {
 		markBound(blob)
 	}
@@ -263,7 +266,7 @@ func (p *Plugin) Info() Info {
 		LastError: p.lastErr,
 	}
 	if in := p.last; in != nil {
-		info.KeyID = in.conf.GetKeyId()
+		info.KeyID, _ = in.keyID.Load().(string)
 		info.PluginVersion = in.desc.GetPluginVersion()
 		info.AAD = in.aad()
 		info.Metadata = maps.Clone(in.conf.GetMetadata())

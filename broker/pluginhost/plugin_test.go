@@ -326,6 +326,23 @@ func TestChecksum(t *testing.T) {
 		}
 	}
 
+	// A pinned test-binary plugin still sees its own name as argv[0]
+	// (TestMain dispatches on it) though it runs from the verified file.
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	noaad := startAEAD(t, func(c *Config) {
+		c.Name, c.Type, c.SHA256 = "noaad", "noaad", sha256File(t, self)
+	})
+	cmdline, err := os.ReadFile(filepath.Join("/proc", itoa(noaad.Info().Pid), "cmdline"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if argv0, _, _ := bytes.Cut(cmdline, []byte{0}); string(argv0) != filepath.Join(testBin, "kmsbroker-plugin-noaad") {
+		t.Errorf("pinned plugin argv[0] = %q", argv0)
+	}
+
 	_, err = Start(context.Background(), Config{Name: "pinned", Type: "aead", Directory: testBin, SHA256: "xyz"})
 	if !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), "plugin_sha256") {
 		t.Errorf("Start with malformed pin: %v; want ErrInvalidConfig naming plugin_sha256", err)

@@ -27,6 +27,7 @@ const seenLimit = 256
 // soon as the process has been reaped.
 type process struct {
 	cmd    *exec.Cmd
+	path   string // the executable as configured; cmd.Path may differ
 	stdout io.ReadCloser
 	stderr io.ReadCloser
 	head   *headBuffer
@@ -50,9 +51,18 @@ func newProcess() *process {
 }
 
 // prepare sets up the command; go-plugin calls it (through RunnerFunc)
-// once it knows the handshake environment.
-func (p *process) prepare(path string, env []string) error {
+// once it knows the handshake environment. When pinned is the open,
+// verified executable, the process is started from that open file rather
+// than from path, so the bytes that were hashed are the bytes that run
+// even if the file at path is replaced in between (see execPinned).
+func (p *process) prepare(path string, env []string, pinned *os.File) error {
 	cmd := exec.Command(path)
+	if pinned != nil {
+		if fdPath, ok := execPinned(); ok {
+			cmd.Path = fdPath
+			cmd.ExtraFiles = []*os.File{pinned}
+		}
+	}
 	cmd.Env = env
 	cmd.SysProcAttr = sysProcAttr()
 	stdout, err := cmd.StdoutPipe()
@@ -64,6 +74,7 @@ func (p *process) prepare(path string, env []string) error {
 		return err
 	}
 	p.cmd = cmd
+	p.path = path
 	p.stdout = readCloser{io.TeeReader(stdout, p.head), stdout}
 	p.stderr = readCloser{io.TeeReader(stderr, p.tail), stderr}
 	return nil
@@ -79,6 +90,10 @@ func (p *process) Start(context.Context) error {
 	go func() {
 		runtime.LockOSThread()
 		err := p.cmd.Start()
+		// The child holds its own copy of a pinned executable's file.
+		for _, f := range p.cmd.ExtraFiles {
+			_ = f.Close()
+		}
 		started <- err
 		if err == nil {
 			<-p.exited
@@ -123,7 +138,7 @@ func (p *process) Kill(context.Context) error {
 
 func (p *process) Stdout() io.ReadCloser { return p.stdout }
 func (p *process) Stderr() io.ReadCloser { return p.stderr }
-func (p *process) Name() string          { return p.cmd.Path }
+func (p *process) Name() string          { return p.path }
 
 // headBytes is the first stdout the process wrote, up to seenLimit.
 func (p *process) headBytes() []byte { return p.head.bytes() }

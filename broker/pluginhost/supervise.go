@@ -57,14 +57,14 @@ func (p *Plugin) supervise(in *instance) {
 			failures = 0
 		}
 
+		delay := backoff(failures)
 		for {
-			delay := backoff(failures)
-			failures++
 			select {
 			case <-p.ctx.Done():
 				return
 			case <-time.After(delay):
 			}
+			failures++
 			next, err := p.launch(p.ctx)
 			if err == nil {
 				p.mu.Lock()
@@ -82,7 +82,8 @@ func (p *Plugin) supervise(in *instance) {
 			if permanent(err) {
 				state = StateFailed
 			}
-			p.log.Error("plugin restart failed", "attempt", failures, "next_in", backoff(failures), "error", err)
+			delay = backoff(failures)
+			p.log.Error("plugin restart failed", "attempt", failures, "next_in", delay, "error", err)
 			p.setState(state, err.Error())
 		}
 	}

@@ -351,3 +351,55 @@ func copyFile(t *testing.T, from, to string) {
 		t.Fatal(err)
 	}
 }
+
+// TestRestartRechecksPin replaces a pinned binary while its process runs:
+// the restart refuses the new file, naming both digests.
+func TestRestartRechecksPin(t *testing.T) {
+	dir := t.TempDir()
+	exe := filepath.Join(dir, ExecutablePrefix+"aead")
+	copyFile(t, filepath.Join(testBin, ExecutablePrefix+"aead"), exe)
+	pin := sha256File(t, exe)
+	p := startAEAD(t, func(c *Config) { c.Directory = dir; c.SHA256 = pin })
+
+	other := filepath.Join(dir, "other")
+	copyFile(t, filepath.Join(testBin, ExecutablePrefix+"transit"), other)
+	if err := os.Rename(other, exe); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(p.Info().Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "the failed state", func() bool { return p.Info().State == StateFailed })
+	got := p.Info().LastError
+	for _, want := range []string{"plugin checksum mismatch", pin, sha256File(t, exe)} {
+		if !strings.Contains(got, want) {
+			t.Errorf("LastError = %q; want it to contain %q", got, want)
+		}
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	tests := []struct {
+		attempt  int
+		min, max time.Duration
+	}{
+		{0, backoffBase / 2, backoffBase},
+		{1, backoffBase, 2 * backoffBase},
+		{4, 8 * backoffBase, 16 * backoffBase},
+		{9, backoffMax / 2, backoffMax},
+		{1000, backoffMax / 2, backoffMax},
+	}
+	for _, tt := range tests {
+		seen := map[time.Duration]bool{}
+		for i := 0; i < 50; i++ {
+			d := backoff(tt.attempt)
+			if d < tt.min || d > tt.max {
+				t.Fatalf("backoff(%d) = %s; want within [%s, %s]", tt.attempt, d, tt.min, tt.max)
+			}
+			seen[d] = true
+		}
+		if len(seen) < 2 {
+			t.Errorf("backoff(%d) returned one value 50 times; want jitter", tt.attempt)
+		}
+	}
+}

@@ -1,6 +1,10 @@
 package pluginhost
 
-import "syscall"
+import (
+	"os"
+	"strconv"
+	"syscall"
+)
 
 // sysProcAttr puts the plugin in its own process group, so that a signal
 // sent to the host's group (a terminal's Ctrl-C) does not reach it before
@@ -17,4 +21,20 @@ func sysProcAttr() *syscall.SysProcAttr {
 // already gone is not an error.
 func killGroup(pid int) {
 	_ = syscall.Kill(-pid, syscall.SIGKILL)
+}
+
+// pinnedFD is where a pinned executable's open file lands in the child:
+// the first of exec.Cmd.ExtraFiles.
+const pinnedFD = 3
+
+// execPinned returns the path that executes the child's inherited copy of
+// a pinned executable: the kernel resolves it to the very file the host
+// hashed, whatever is at the configured path by then. The descriptor is
+// not close-on-exec in the child, so scripts work too. It needs /proc;
+// without it the host falls back to the path.
+func execPinned() (string, bool) {
+	if _, err := os.Stat("/proc/self/fd"); err != nil {
+		return "", false
+	}
+	return "/proc/self/fd/" + strconv.Itoa(pinnedFD), true
 }

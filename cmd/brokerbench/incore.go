@@ -23,7 +23,7 @@ import (
 // median round counts, so a burst of load on the machine hits both and
 // is voted out.
 const (
-	inCoreRounds = 5
+	inCoreRounds = 7
 	inCoreRound  = 300 * time.Millisecond
 	// inCoreBatch calls run between clock reads, so reading the clock
 	// costs nothing next to a 64-byte seal.

@@ -124,6 +124,11 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 
 	rep := b.rep
+	// Steps fill sections out of order (section 7 inside section 2's
+	// step); the table reads in section order.
+	slices.SortStableFunc(rep.Rows, func(x, y report.Row) int {
+		return strings.Compare(x.Section[:1], y.Section[:1])
+	})
 	rep.Header = []string{
 		fmt.Sprintf("Run: %s, %s in total, `make bench` (cmd/brokerbench)", machine.Date.Format("2006-01-02 15:04 MST"), time.Since(started).Round(time.Second)),
 		fmt.Sprintf("Machine: %d CPUs (`nproc`), %s, %s RAM, %s, %s", machine.CPUs, machine.CPUModel, fmtMemory(machine.Memory), machine.OS, machine.GoVersion),

@@ -38,6 +38,9 @@ func commands() map[string]command {
 	return map[string]command{
 		"server":                     {"Run the broker from a config file", runServer},
 		"dev":                        {"Run a throw-away broker with local keys", runDev},
+		"config encrypt":             {"Encrypt the {{encrypt(...)}} values of a config file", runConfigEncrypt},
+		"config decrypt":             {"Decrypt the {{decrypt(...)}} values of a config file", runConfigDecrypt},
+		"config validate":            {"Check a config file without starting the broker", runConfigValidate},
 		"status":                     {"Show each purpose's plugin and the store", runStatus},
 		"scopes create":              {"Create a scope", runScopesCreate},
 		"scopes list":                {"List scopes", runScopesList},

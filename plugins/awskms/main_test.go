@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -25,16 +26,17 @@ const (
 )
 
 // kmsEndpoint returns the URL of a server speaking the AWS KMS API:
-// BROKER_E2E_AWS_ENDPOINT when set, otherwise local-kms started from PATH.
-// With neither, the test is skipped with a line that says what to set.
+// BROKER_E2E_AWS_ENDPOINT when set, otherwise local-kms started from PATH
+// or from the e2e suite's tool cache. With neither, the test is skipped
+// with a line that says what to set.
 func kmsEndpoint(t *testing.T) string {
 	t.Helper()
 	if ep := os.Getenv("BROKER_E2E_AWS_ENDPOINT"); ep != "" {
 		return ep
 	}
-	bin, err := exec.LookPath("local-kms")
-	if err != nil {
-		t.Skip("SKIP awskms against a real server: set BROKER_E2E_AWS_ENDPOINT (for example LocalStack) or put local-kms (github.com/nsmithuk/local-kms) on PATH")
+	bin := localKMS()
+	if bin == "" {
+		t.Skip("SKIP awskms against a real server: set BROKER_E2E_AWS_ENDPOINT (for example LocalStack), put local-kms (github.com/nsmithuk/local-kms) on PATH, or run the e2e suite once to install it")
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -62,6 +64,27 @@ func kmsEndpoint(t *testing.T) string {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// localKMS finds a local-kms binary: on PATH, or where the e2e suite
+// installs it ($BROKER_E2E_CACHE/bin, else <user cache>/kmsbroker-e2e/bin).
+func localKMS() string {
+	if p, err := exec.LookPath("local-kms"); err == nil {
+		return p
+	}
+	cache := os.Getenv("BROKER_E2E_CACHE")
+	if cache == "" {
+		dir, err := os.UserCacheDir()
+		if err != nil {
+			return ""
+		}
+		cache = filepath.Join(dir, "kmsbroker-e2e")
+	}
+	p := filepath.Join(cache, "bin", "local-kms")
+	if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
+		return p
+	}
+	return ""
 }
 
 // createKey makes a symmetric key on the server and returns its id.

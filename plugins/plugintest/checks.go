@@ -361,7 +361,7 @@ func (s *suite) badSettings(ctx context.Context, bad BadSettings) error {
 		return fmt.Errorf("configure error %q does not name setting %q", st.Message(), bad.Setting)
 	}
 	for _, name := range sortedKeys(bad.Settings) {
-		if v := bad.Settings[name]; len(v) >= quotedValueLen && strings.Contains(st.Message(), v) {
+		if v := bad.Settings[name]; len(v) >= quotedValueLen && quotes(st.Message(), v, bad.Settings) {
 			return fmt.Errorf("configure error quotes the value of setting %q", name)
 		}
 	}
@@ -369,6 +369,37 @@ func (s *suite) badSettings(ctx context.Context, bad BadSettings) error {
 		return errors.New("the plugin process exited")
 	}
 	return nil
+}
+
+// quotes reports whether msg contains value other than inside the name of
+// one of the settings (a key named "prefix" inside the setting name
+// "prefix_extra" is not a quoted value).
+func quotes(msg, value string, settings map[string]string) bool {
+	inName := make([]bool, len(msg))
+	for name := range settings {
+		for i := 0; ; {
+			j := strings.Index(msg[i:], name)
+			if j < 0 {
+				break
+			}
+			for k := i + j; k < i+j+len(name); k++ {
+				inName[k] = true
+			}
+			i += j + 1
+		}
+	}
+	for i := 0; ; {
+		j := strings.Index(msg[i:], value)
+		if j < 0 {
+			return false
+		}
+		for k := i + j; k < i+j+len(value); k++ {
+			if !inName[k] {
+				return true
+			}
+		}
+		i += j + 1
+	}
 }
 
 func randomBytes(n int) []byte {

@@ -125,3 +125,21 @@ func TestStartFailure(t *testing.T) {
 		t.Fatal("Check of a missing executable succeeded")
 	}
 }
+
+func TestQuotes(t *testing.T) {
+	settings := map[string]string{"prefix_extra": "x", "key_name": "extra"}
+	tests := []struct {
+		msg  string
+		want bool
+	}{
+		{`setting "prefix_extra": unknown`, false},
+		{`key extra not found`, true},
+		{`setting "prefix_extra": extra`, true},
+		{`nothing here`, false},
+	}
+	for _, tt := range tests {
+		if got := quotes(tt.msg, "extra", settings); got != tt.want {
+			t.Errorf("quotes(%q) = %v; want %v", tt.msg, got, tt.want)
+		}
+	}
+}

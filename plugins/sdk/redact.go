@@ -15,26 +15,39 @@ const minRedactLen = 4
 // message for a marker naming the setting, such as <value of token>, so a
 // message can say which setting was at fault without repeating it. secret
 // reports whether a setting is secret; unknown settings should count as
-// secret. Longer values are replaced first, so a value that contains
-// another is not half-replaced.
+// secret.
+//
+// Setting names are left as they are, even where a value occurs inside
+// one (a key named "plugintest" inside the setting name
+// "plugintest_unknown"), unless the value is a secret. Longer strings are
+// matched first, so a value that contains another is not half-replaced.
 func NewRedactor(settings map[string]string, secret func(name string) bool) *strings.Replacer {
-	type pair struct{ value, name string }
-	var pairs []pair
+	repl := make(map[string]string)
+	for name := range settings {
+		repl[name] = name
+	}
 	for name, value := range settings {
 		if value == "" || (!secret(name) && len(value) < minRedactLen) {
 			continue
 		}
-		pairs = append(pairs, pair{value, name})
-	}
-	sort.Slice(pairs, func(i, j int) bool {
-		if len(pairs[i].value) != len(pairs[j].value) {
-			return len(pairs[i].value) > len(pairs[j].value)
+		if _, isName := repl[value]; isName && !secret(name) {
+			continue
 		}
-		return pairs[i].name < pairs[j].name
+		repl[value] = "<value of " + name + ">"
+	}
+	olds := make([]string, 0, len(repl))
+	for old := range repl {
+		olds = append(olds, old)
+	}
+	sort.Slice(olds, func(i, j int) bool {
+		if len(olds[i]) != len(olds[j]) {
+			return len(olds[i]) > len(olds[j])
+		}
+		return olds[i] < olds[j]
 	})
-	args := make([]string, 0, 2*len(pairs))
-	for _, p := range pairs {
-		args = append(args, p.value, "<value of "+p.name+">")
+	args := make([]string, 0, 2*len(olds))
+	for _, old := range olds {
+		args = append(args, old, repl[old])
 	}
 	return strings.NewReplacer(args...)
 }

@@ -290,13 +290,19 @@ func TestMetadataDropsSecrets(t *testing.T) {
 }
 
 func TestNewRedactor(t *testing.T) {
-	settings := map[string]string{"token": "ab", "address": "https://vault:8200", "mount": "t", "prefix": "https://vault"}
+	settings := map[string]string{
+		"token": "ab", "address": "https://vault:8200", "mount": "t", "prefix": "https://vault",
+		"prefix_extra": "", "key_name": "extra",
+	}
 	r := NewRedactor(settings, func(n string) bool { return n == "token" })
 	tests := []struct{ in, want string }{
 		{"token ab rejected", "token <value of token> rejected"},
 		{"GET https://vault:8200/v1", "GET <value of address>/v1"},
 		{"at https://vault/x", "at <value of prefix>/x"},
 		{"mount t", "mount t"},
+		// A value inside a setting name leaves the name alone.
+		{`setting "prefix_extra"`, `setting "prefix_extra"`},
+		{"the extra key", "the <value of key_name> key"},
 	}
 	for _, tt := range tests {
 		if got := r.Replace(tt.in); got != tt.want {

@@ -20,11 +20,17 @@ type Client struct {
 // Start starts the no-op plugin program at path with automatic mTLS and
 // returns once its service can be called. The caller must call Kill.
 func Start(path string) (*Client, error) {
-	cmd := exec.Command(path)
+	return Dial(exec.Command(path), Handshake, plugin.PluginSet{Name: &Plugin{}}, Name)
+}
+
+// Dial starts any go-plugin gRPC program that serves the wrapper service
+// under name, with automatic mTLS, and returns the raw client of the
+// service: the same transport a kmsbroker host uses, without the host.
+func Dial(cmd *exec.Cmd, hs plugin.HandshakeConfig, set plugin.PluginSet, name string) (*Client, error) {
 	cmd.SysProcAttr = sysProcAttr()
 	pc := plugin.NewClient(&plugin.ClientConfig{
-		HandshakeConfig:  Handshake,
-		Plugins:          plugin.PluginSet{Name: &Plugin{}},
+		HandshakeConfig:  hs,
+		Plugins:          set,
 		Cmd:              cmd,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		AutoMTLS:         true,
@@ -33,17 +39,17 @@ func Start(path string) (*Client, error) {
 	proto, err := pc.Client()
 	if err != nil {
 		pc.Kill()
-		return nil, fmt.Errorf("start no-op plugin: %w", err)
+		return nil, fmt.Errorf("start plugin %s: %w", cmd.Path, err)
 	}
-	raw, err := proto.Dispense(Name)
+	raw, err := proto.Dispense(name)
 	if err != nil {
 		pc.Kill()
-		return nil, fmt.Errorf("start no-op plugin: dispense: %w", err)
+		return nil, fmt.Errorf("start plugin %s: dispense: %w", cmd.Path, err)
 	}
 	rpc, ok := raw.(pluginv1.WrapperClient)
 	if !ok {
 		pc.Kill()
-		return nil, fmt.Errorf("start no-op plugin: dispensed %T, want a wrapper client", raw)
+		return nil, fmt.Errorf("start plugin %s: dispensed %T, want a wrapper client", cmd.Path, raw)
 	}
 	return &Client{pc: pc, RPC: rpc}, nil
 }

@@ -14,10 +14,11 @@ import (
 // ErrNoMetric means the exposition has no family of the given name.
 var ErrNoMetric = errors.New("metric not exposed")
 
-// Sum adds up every series of the counter family name whose labels
-// include all of match (nil matches every series). It returns
+// Sum adds up every series of the counter or gauge family name whose
+// labels include all of match (nil matches every series). It returns
 // ErrNoMetric when the family is absent, so a renamed metric cannot pass
-// for a count of zero, and an error when the family is not a counter.
+// for a count of zero, and an error for histograms and summaries, which
+// have no single value.
 func Sum(r io.Reader, name string, match map[string]string) (float64, error) {
 	parser := expfmt.NewTextParser(model.UTF8Validation)
 	families, err := parser.TextToMetricFamilies(r)
@@ -30,13 +31,18 @@ func Sum(r io.Reader, name string, match map[string]string) (float64, error) {
 	}
 	var total float64
 	for _, m := range fam.GetMetric() {
-		if m.GetCounter() == nil {
-			return 0, fmt.Errorf("sum %s: not a counter", name)
+		var v float64
+		switch {
+		case m.GetCounter() != nil:
+			v = m.GetCounter().GetValue()
+		case m.GetGauge() != nil:
+			v = m.GetGauge().GetValue()
+		default:
+			return 0, fmt.Errorf("sum %s: not a counter or gauge", name)
 		}
-		if !matches(m.GetLabel(), match) {
-			continue
+		if matches(m.GetLabel(), match) {
+			total += v
 		}
-		total += m.GetCounter().GetValue()
 	}
 	return total, nil
 }

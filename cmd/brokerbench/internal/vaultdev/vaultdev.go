@@ -64,6 +64,9 @@ type Server struct {
 // It returns ErrNotAvailable when there is no server to be had. The
 // caller must call Close.
 func Start(ctx context.Context, dir string, client *http.Client) (_ *Server, err error) {
+	// TODO: VAULT_CACERT, VAULT_SKIP_VERIFY and VAULT_NAMESPACE are not
+	// read; an external server must be plain HTTP or trusted by the
+	// system roots, in the root namespace.
 	s := &Server{http: client}
 	defer func() {
 		if err != nil {
