@@ -64,6 +64,9 @@ func runServer(env *cmdEnv, args []string) error {
 	if level != "" && !slices.Contains(config.LogLevels, level) {
 		return fmt.Errorf("-log-level=%q: use one of %s", level, strings.Join(config.LogLevels, ", "))
 	}
+	// A SIGHUP while the broker starts must not end it; reloadOnHangup
+	// takes the signal over once the broker is up.
+	signal.Ignore(syscall.SIGHUP)
 	logger := newLogger(env, level)
 	// load reads the config with its values decrypted in memory; SIGHUP
 	// calls it again.

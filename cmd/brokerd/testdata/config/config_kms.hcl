@@ -1,0 +1,6 @@
+plugins { directory = "@PLUGINS@" }
+
+kms "aead" {
+  purpose = ["config"]
+  key     = "@CONFIG_KEY@"
+}

@@ -1,0 +1,6 @@
+plugins { directory = "@PLUGINS@" }
+
+kms "aead" {
+  purpose = ["config"]
+  key     = "@OTHER_KEY@"
+}

@@ -1,0 +1,7 @@
+plugins { directory = "@PLUGINS@" }
+
+kms "aead" {
+  purpose = ["recovery"]
+  key     = "@KEY@"
+  key_id  = "recovery-1"
+}

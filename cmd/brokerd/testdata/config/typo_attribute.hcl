@@ -1,0 +1,11 @@
+log_levle = "info"
+
+listener "tcp" {
+  address     = "127.0.0.1:9200"
+  tls_disable = true
+}
+
+kms "aead" {
+  purpose = ["root"]
+  key     = "@KEY@"
+}

@@ -1,0 +1,3 @@
+kms "aead" {
+  key = "{{encrypt(@KEY@"
+}
