@@ -9,7 +9,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/kmsbroker/kmsbroker/broker/auth"
-	"github.com/kmsbroker/kmsbroker/broker/config"
+	"github.com/kmsbroker/kmsbroker/broker/configload"
 	"github.com/kmsbroker/kmsbroker/broker/pluginhost"
 	"github.com/kmsbroker/kmsbroker/broker/purpose"
 )
@@ -51,7 +51,9 @@ func WorkerCredentials(ctx context.Context, path, name string, opts OneTimeOptio
 }
 
 func startOneTime(ctx context.Context, path string, p purpose.Purpose, kind auth.Kind, name string, opts OneTimeOptions) (*OneTimeCredentials, error) {
-	cfg, err := config.Load(path)
+	// The file may hold encrypted values; they are decrypted in memory
+	// with its config block, like a server config.
+	cfg, err := configload.Load(ctx, path, configload.Options{PluginDirectory: opts.PluginDirectory, Logger: opts.Logger})
 	if err != nil {
 		return nil, fmt.Errorf("%s credentials: %w", kind, err)
 	}

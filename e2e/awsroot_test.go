@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"errors"
+	"maps"
 	"testing"
 	"time"
 
@@ -51,6 +52,9 @@ func TestRootKeyRotationAcrossAWSKeys(t *testing.T) {
 	for _, d := range all {
 		b.decrypt(admin, d)
 	}
+	b.wantRootKeys(admin, rootKeysOut{
+		CurrentKeyID: key2.ARN, KeyVersions: map[string]int{key1.ARN: 4}, OnOtherKeys: 4,
+	})
 	var res struct {
 		Scopes          int `json:"scopes"`
 		RootKeyVersions int `json:"root_key_versions"`
@@ -62,6 +66,10 @@ func TestRootKeyRotationAcrossAWSKeys(t *testing.T) {
 	for _, s := range scopes {
 		b.wantKEKsWrappedBy(admin, s, key2.ARN)
 	}
+	// Status tells the operator previous-root may go now.
+	b.wantRootKeys(admin, rootKeysOut{
+		CurrentKeyID: key2.ARN, KeyVersions: map[string]int{key2.ARN: 4}, OnOtherKeys: 0,
+	})
 	all = append(all, b.encrypt(admin, "o_one", "during-move"))
 
 	// Step 2: key 1 leaves the config and is disabled in KMS, so anything
@@ -86,10 +94,12 @@ func disableKey(t *testing.T, srv *awskms.Server, key awskms.Key) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if _, err := srv.Client().DisableKeyWithContext(ctx, &kms.DisableKeyInput{KeyId: aws.String(key.ID)}); err != nil {
+	in := &kms.DisableKeyInput{KeyId: aws.String(key.ID)}
+	if _, err := srv.Client().DisableKeyWithContext(ctx, in); err != nil {
 		t.Fatalf("disable key %s: %v", key.ID, err)
 	}
-	_, err := srv.Client().EncryptWithContext(ctx, &kms.EncryptInput{KeyId: aws.String(key.ID), Plaintext: []byte("probe")})
+	_, err := srv.Client().EncryptWithContext(ctx,
+		&kms.EncryptInput{KeyId: aws.String(key.ID), Plaintext: []byte("probe")})
 	var aerr awserr.Error
 	if !errors.As(err, &aerr) || aerr.Code() != kms.ErrCodeDisabledException {
 		t.Fatalf("encrypt with disabled key %s: got %v, want %s", key.ID, err, kms.ErrCodeDisabledException)
@@ -107,7 +117,7 @@ func TestAWSAliasRepointed(t *testing.T) {
 	srv := awskms.Start(t)
 	key1 := srv.CreateKey(t, "broker root 1")
 	key2 := srv.CreateKey(t, "broker root 2")
-	const alias = "alias/broker-root"
+	alias := uniqueAlias(t, "broker-root")
 	srv.CreateAlias(t, alias, key1.ID)
 	recovery := aeadBlock(t, "recovery-1", "recovery")
 	blocks := []kmsBlock{awsBlock(srv, alias, "root"), recovery}
@@ -132,6 +142,10 @@ func TestAWSAliasRepointed(t *testing.T) {
 	b.createScope(admin, "o_new")
 	b.wantKEKsWrappedBy(admin, "o_new", key2.ARN)
 	b.decrypt(admin, b.encrypt(admin, "o_new", "row-2"))
+	// Status shows the old key still holds one KEK version.
+	b.wantRootKeys(admin, rootKeysOut{
+		CurrentKeyID: key2.ARN, KeyVersions: map[string]int{key1.ARN: 1, key2.ARN: 1}, OnOtherKeys: 1,
+	})
 
 	// A rotation puts the old scope's newest KEK on the new target and
 	// leaves its first one where it was.
@@ -141,4 +155,15 @@ func TestAWSAliasRepointed(t *testing.T) {
 		t.Errorf("o_old KEK versions after rotation: wrapped by %v, want 1: %s, 2: %s", got, key1.ARN, key2.ARN)
 	}
 	b.decrypt(admin, old)
+}
+
+// wantRootKeys checks the root_keys part of status: which key wraps now
+// and how many live KEK versions each external key wraps.
+func (b *broker) wantRootKeys(c cred, want rootKeysOut) {
+	b.t.Helper()
+	got := b.status(c).RootKeys
+	if got.CurrentKeyID != want.CurrentKeyID || got.OnOtherKeys != want.OnOtherKeys || got.Error != "" ||
+		!maps.Equal(got.KeyVersions, want.KeyVersions) {
+		b.t.Errorf("status root_keys: got %+v, want %+v", got, want)
+	}
 }

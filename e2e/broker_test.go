@@ -29,10 +29,18 @@ const startTimeout = 45 * time.Second
 // plugin and makes one call with the client's retries.
 const cliTimeout = 60 * time.Second
 
-// broker is one `brokerd server` installation: a config file and a store
-// that survive restarts, and the process running now.
+// broker is a view of one installation from one test: failures go to t,
+// which may be a subtest of the test that owns the installation.
 type broker struct {
-	t       *testing.T
+	t *testing.T
+	*installation
+}
+
+// installation is one `brokerd server` installation: a config file and a
+// store that survive restarts, and the process running now. Its processes
+// and files belong to owner and live until owner ends.
+type installation struct {
+	owner   *testing.T
 	layout  binaries.Layout
 	dir     string
 	cfg     brokerConfig
@@ -47,18 +55,24 @@ type broker struct {
 }
 
 // newBroker writes a config with blocks, a free loopback address and a
-// SQLite store in a temporary directory. It does not start the broker.
+// SQLite store in a temporary directory, owned by t. It does not start
+// the broker.
 func newBroker(t *testing.T, layout binaries.Layout, blocks ...kmsBlock) *broker {
 	t.Helper()
 	dir := t.TempDir()
-	b := &broker{t: t, layout: layout, dir: dir, cfg: brokerConfig{
+	b := &broker{t: t, installation: &installation{owner: t, layout: layout, dir: dir, cfg: brokerConfig{
 		Address: loopback.Addr(t),
 		DBPath:  filepath.Join(dir, "broker.db"),
 		Blocks:  blocks,
-	}}
+	}}}
 	b.writeConfig()
 	return b
 }
+
+// in returns the same installation seen from t, a subtest of its owner,
+// so that a failed check stops t and not its parent. Processes started
+// through the view still belong to the owner.
+func (b *broker) in(t *testing.T) *broker { return &broker{t: t, installation: b.installation} }
 
 func (b *broker) writeConfig() {
 	b.t.Helper()
@@ -99,8 +113,8 @@ func (b *broker) start() {
 func (b *broker) startErr() error {
 	b.t.Helper()
 	cmd := exec.Command(b.layout.Brokerd, append([]string{"server", "-config=" + b.cfgPath}, b.flags...)...)
-	cmd.Env = append(baseEnv(b.t), b.env...)
-	b.proc = proc.Start(b.t, "brokerd", cmd)
+	cmd.Env = append(baseEnv(b.owner), b.env...)
+	b.proc = proc.Start(b.owner, "brokerd", cmd)
 	b.logs = append(b.logs, b.proc.LogPath())
 
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)

@@ -156,6 +156,13 @@ func vaultBlock(v *vault.Server, tr *vault.Transit, name string, tok vault.Token
 	return transitBlock(v.Addr, tr.Mount, name, tok.Value(), purposes...)
 }
 
+// uniqueAlias is an AWS KMS alias name no other test or run uses, as a
+// shared endpoint (BROKER_E2E_AWS_ENDPOINT) requires.
+func uniqueAlias(t testing.TB, name string) string {
+	t.Helper()
+	return "alias/" + name + "-" + hex.EncodeToString(randomBytes(t, 6))
+}
+
 func randomBytes(t testing.TB, n int) []byte {
 	t.Helper()
 	b := make([]byte, n)

@@ -1,6 +1,27 @@
 // Package e2e holds the end-to-end tests of kmsbroker: the built brokerd
 // and plugins driven through their CLI and API against real KMS servers.
 //
+// The scenarios are the tests of this package. Each writes real HCL
+// configs into its temporary directory, runs `brokerd server` and drives
+// it only through the brokerd CLI and the Go SDK:
+//
+//   - TestWholeProduct: root on AWS KMS, worker-auth on Vault transit,
+//     recovery and config on aead; bootstrap through a recovery token,
+//     tokens, scopes, data with AAD, derivation, workers, rotation, audit.
+//   - TestRootKeyRotationAcrossAWSKeys: previous-root, rewrap, old key
+//     dropped and disabled.
+//   - TestAWSAliasRepointed: old data survives an alias moved to a new key.
+//   - TestAWSConfigWinsOverEnvironment: configured region and endpoint
+//     beat AWS_* variables and are logged with their source; a key id
+//     given bare and as an ARN are the same key.
+//   - TestTransitKeyRotatedInVault, TestVaultTokenRevokedWhileRunning,
+//     TestBrokerStartsWithUnreachableTransitRoot: Vault transit faults.
+//   - TestConfigEncryptWithAWSKMS: `brokerd config encrypt` with the config
+//     purpose on AWS KMS.
+//
+// `make e2e` runs them verbosely and ends with one summary line that
+// names the servers that really ran and the tests that skipped.
+//
 // The harness lives in small packages below this one:
 //
 //   - binaries builds brokerd and the plugins once per test binary.

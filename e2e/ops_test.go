@@ -17,6 +17,15 @@ type statusOut struct {
 		OK    bool   `json:"ok"`
 		Error string `json:"error"`
 	} `json:"store"`
+	RootKeys rootKeysOut `json:"root_keys"`
+}
+
+// rootKeysOut says which external keys wrap the live KEK versions.
+type rootKeysOut struct {
+	CurrentKeyID string         `json:"current_key_id"`
+	KeyVersions  map[string]int `json:"key_versions"`
+	OnOtherKeys  int            `json:"on_other_keys"`
+	Error        string         `json:"error"`
 }
 
 type purposeOut struct {
@@ -93,7 +102,8 @@ func (b *broker) bootstrapAdmin(recoveryPath string) string {
 	}
 	b.okJSON(&out, recoveryCred(recoveryPath), "tokens create", "-name=admin", "-role=admin")
 	if out.Token.Role != "admin" || !strings.HasPrefix(out.Secret, "kmsb.") {
-		b.t.Fatalf("tokens create: got role %q and a secret starting %.5q, want admin and kmsb.", out.Token.Role, out.Secret)
+		b.t.Fatalf("tokens create: got role %q, secret with kmsb. prefix %t; want admin and true",
+			out.Token.Role, strings.HasPrefix(out.Secret, "kmsb."))
 	}
 	return out.Secret
 }

@@ -36,7 +36,8 @@ func TestWholeProduct(t *testing.T) {
 	srv := awskms.Start(t)
 
 	rootKey := srv.CreateKey(t, "broker root")
-	srv.CreateAlias(t, "alias/broker-root", rootKey.ID)
+	alias := uniqueAlias(t, "broker-root")
+	srv.CreateAlias(t, alias, rootKey.ID)
 	tr := v.EnableTransit(t)
 	tr.CreateKey(t, "worker-auth")
 	brokerVaultToken := tr.KeyToken(t, "worker-auth")
@@ -45,7 +46,7 @@ func TestWholeProduct(t *testing.T) {
 	recovery := aeadBlock(t, "recovery-1", "recovery")
 	configBlk := aeadBlock(t, "config-1", "config")
 	blocks := []kmsBlock{
-		awsBlock(srv, "alias/broker-root", "root"),
+		awsBlock(srv, alias, "root"),
 		vaultBlock(v, tr, "worker-auth", brokerVaultToken, "worker-auth"),
 		recovery,
 		configBlk,
@@ -70,6 +71,7 @@ func TestWholeProduct(t *testing.T) {
 	admin := b.bootstrapAdmin(recoveryPath)
 
 	t.Run("status", func(t *testing.T) {
+		b := b.in(t)
 		st := b.status(tokenCred(admin))
 		if !st.Ready || st.Store.Type != "sqlite" || !st.Store.OK {
 			t.Errorf("status: got ready=%t store=%+v, want ready and an ok sqlite store", st.Ready, st.Store)
@@ -97,6 +99,7 @@ func TestWholeProduct(t *testing.T) {
 	alpha := b.encrypt(tokenCred(admin), "o_alpha", "row-17")
 
 	t.Run("aad, scope and purpose bind the envelope", func(t *testing.T) {
+		b := b.in(t)
 		b.decrypt(tokenCred(admin), alpha)
 		for _, tc := range []struct {
 			name string
@@ -108,6 +111,7 @@ func TestWholeProduct(t *testing.T) {
 			{"other purpose", []string{"-scope=o_alpha", "-purpose=oplog", "-aad=row-17"}},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
+				b := b.in(t)
 				stderr := b.fails(tokenCred(admin), "decrypt", append(tc.args, alpha.envelope.Ciphertext)...)
 				wantContains(t, "decrypt with "+tc.name, stderr, "decrypt failed")
 				if strings.Contains(stderr, alpha.plaintext) {
@@ -118,6 +122,7 @@ func TestWholeProduct(t *testing.T) {
 	})
 
 	t.Run("Go SDK", func(t *testing.T) {
+		b := b.in(t)
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		cl, err := client.New(client.Config{Address: b.url(), Credentials: client.Token(admin)})
@@ -136,7 +141,8 @@ func TestWholeProduct(t *testing.T) {
 			t.Fatalf("Decrypt: got %q, %v; want %q", got, err, plaintext)
 		}
 		_, err = cl.Decrypt(ctx, "o_beta", "oplog", env, []byte("log-2"))
-		if status.Code(err) != codes.InvalidArgument || !strings.Contains(status.Convert(err).Message(), "decrypt failed") {
+		msg := status.Convert(err).Message()
+		if status.Code(err) != codes.InvalidArgument || !strings.Contains(msg, "decrypt failed") {
 			t.Errorf("Decrypt with wrong aad: got %v, want InvalidArgument \"decrypt failed\"", err)
 		}
 
@@ -176,6 +182,7 @@ func TestWholeProduct(t *testing.T) {
 
 	var k1 deriveOut // u_1's key for session s_1 in o_alpha
 	t.Run("app token and derive-key", func(t *testing.T) {
+		b := b.in(t)
 		var tok struct {
 			Secret string `json:"secret"`
 		}
@@ -188,7 +195,8 @@ func TestWholeProduct(t *testing.T) {
 
 		var k1again, k2 deriveOut
 		b.okJSON(&k1, app, "derive-key", "-scope=o_alpha", "-user=u_1", "-session=s_1")
-		b.okJSON(&k1again, app, "derive-key", "-scope=o_alpha", "-user=u_1", "-session=s_1", "-key-version="+itoa(k1.KeyVersion))
+		b.okJSON(&k1again, app, "derive-key", "-scope=o_alpha", "-user=u_1", "-session=s_1",
+			"-key-version="+itoa(k1.KeyVersion))
 		b.okJSON(&k2, app, "derive-key", "-scope=o_alpha", "-user=u_1", "-session=s_2")
 		raw, err := base64.StdEncoding.DecodeString(k1.Key)
 		if err != nil || len(raw) != 32 || k1.KeyVersion != 1 {
@@ -207,6 +215,7 @@ func TestWholeProduct(t *testing.T) {
 	})
 
 	t.Run("worker auth through Vault transit", func(t *testing.T) {
+		b := b.in(t)
 		worker := workerCred(workerPath, "edge-1")
 		st := b.status(worker)
 		if !st.Ready {
@@ -217,12 +226,14 @@ func TestWholeProduct(t *testing.T) {
 		// same key an app token does for the same user, session and
 		// version.
 		var got deriveOut
-		b.okJSON(&got, worker, "derive-key", "-scope=o_alpha", "-user=u_1", "-session=s_1", "-key-version="+itoa(k1.KeyVersion))
+		b.okJSON(&got, worker, "derive-key", "-scope=o_alpha", "-user=u_1", "-session=s_1",
+			"-key-version="+itoa(k1.KeyVersion))
 		if k1.Key == "" || got.Key != k1.Key {
 			t.Errorf("derive-key as worker: got another key than the app token's for u_1/s_1")
 		}
 		stderr := b.fails(worker, "derive-key", "-scope=o_beta", "-user=u_1", "-session=s_1")
-		wantContains(t, "derive-key as a worker outside worker_scopes", stderr, "permission denied", "w_edge-1", "o_beta")
+		wantContains(t, "derive-key as a worker outside worker_scopes", stderr,
+			"permission denied", "w_edge-1", "o_beta")
 		stderr = b.fails(worker, "encrypt", "-scope=o_alpha", "value")
 		wantContains(t, "encrypt as a worker", stderr, "permission denied", "worker")
 
@@ -233,6 +244,7 @@ func TestWholeProduct(t *testing.T) {
 	})
 
 	t.Run("rotation", func(t *testing.T) {
+		b := b.in(t)
 		var sc scopeOut
 		b.okJSON(&sc, tokenCred(admin), "scopes rotate-keys", "-id=o_alpha")
 		if sc.RootKeyVersion != 2 {
@@ -269,6 +281,7 @@ func TestWholeProduct(t *testing.T) {
 	})
 
 	t.Run("audit log", func(t *testing.T) {
+		b := b.in(t)
 		events := readAudit(t, b.cfg.AuditPath)
 		for _, want := range []auditEvent{
 			{Principal: "u_recovery", Operation: "auth.recovery", Result: "ok"},
@@ -284,6 +297,7 @@ func TestWholeProduct(t *testing.T) {
 	})
 
 	t.Run("no secret in the broker log", func(t *testing.T) {
+		b := b.in(t)
 		logText := b.allLogs() + readLog(t, b.cfg.AuditPath)
 		secrets := map[string]string{
 			"derived key":        k1.Key,

@@ -94,15 +94,32 @@ func (in *instance) usable() bool {
 	}
 }
 
-// transportDown reports whether the connection to the process is lost, as
-// opposed to the plugin answering that its KMS is unavailable.
-func (in *instance) transportDown() bool {
+// lost reports whether a call that failed without an answer from the
+// plugin means the process or its connection is gone. A process that just
+// died may not be reaped yet, and its connection may still look ready for
+// a moment, so this waits up to exitNoticeWait (or until ctx ends) for
+// either to show it.
+func (in *instance) lost(ctx context.Context) bool {
+	ctx, cancel := context.WithTimeout(ctx, exitNoticeWait)
+	defer cancel()
+	state := in.conn.GetState()
+	if state != connectivity.Ready {
+		return true
+	}
+	changed := make(chan struct{})
+	go func() {
+		if in.conn.WaitForStateChange(ctx, state) {
+			close(changed)
+		}
+	}()
 	select {
 	case <-in.proc.exited:
 		return true
-	default:
+	case <-changed:
+		return true
+	case <-ctx.Done():
+		return false
 	}
-	return in.conn.GetState() != connectivity.Ready
 }
 
 // stop ends the process: a graceful shutdown request first, then SIGKILL

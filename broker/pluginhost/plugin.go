@@ -13,10 +13,13 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	wrapping "github.com/hashicorp/go-kms-wrapping/v2"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/kmsbroker/kmsbroker/plugins/sdk"
 	pluginv1 "github.com/kmsbroker/kmsbroker/proto/plugin/v1"
 )
 
@@ -141,9 +144,10 @@ func (p *Plugin) encrypt(ctx context.Context, plaintext, aad []byte) (*wrapping.
 	if hostBinds {
 		req.Plaintext, req.Aad = bindAAD(plaintext, aad), nil
 	}
-	resp, err := in.rpc.Encrypt(ctx, req)
+	var trailer metadata.MD
+	resp, err := in.rpc.Encrypt(ctx, req, grpc.Trailer(&trailer))
 	if err != nil {
-		return nil, p.callErr(ctx, in, opEncrypt, err)
+		return nil, p.callErr(ctx, in, opEncrypt, err, trailer)
 	}
 	blob := new(wrapping.BlobInfo)
 	if err := proto.Unmarshal(resp.GetBlobInfo(), blob); err != nil || len(blob.Ciphertext) == 0 {
@@ -197,9 +201,10 @@ func (p *Plugin) decrypt(ctx context.Context, blob *wrapping.BlobInfo, aad []byt
 	if hostBound {
 		req.Aad = nil
 	}
-	resp, err := in.rpc.Decrypt(ctx, req)
+	var trailer metadata.MD
+	resp, err := in.rpc.Decrypt(ctx, req, grpc.Trailer(&trailer))
 	if err != nil {
-		return nil, p.callErr(ctx, in, opDecrypt, err)
+		return nil, p.callErr(ctx, in, opDecrypt, err, trailer)
 	}
 	plaintext := resp.GetPlaintext()
 	if hostBound {
@@ -227,9 +232,10 @@ func (p *Plugin) Health(ctx context.Context) error {
 
 // ping makes the plugin's cheap health call on in.
 func (p *Plugin) ping(ctx context.Context, in *instance) error {
-	resp, err := in.rpc.Health(ctx, &pluginv1.HealthRequest{})
+	var trailer metadata.MD
+	resp, err := in.rpc.Health(ctx, &pluginv1.HealthRequest{}, grpc.Trailer(&trailer))
 	if err != nil {
-		return p.callErr(ctx, in, opHealth, err)
+		return p.callErr(ctx, in, opHealth, err, trailer)
 	}
 	if !resp.GetConfigured() {
 		in.markBroken("plugin reports it is not configured")
@@ -338,12 +344,14 @@ func (p *Plugin) current(op string) (*instance, error) {
 // callErr turns a failed call into ErrUnavailable, ErrDecrypt or a plain
 // error, and asks for a restart when the connection to the process is
 // lost.
-func (p *Plugin) callErr(ctx context.Context, in *instance, op string, err error) error {
+func (p *Plugin) callErr(ctx context.Context, in *instance, op string, err error, trailer metadata.MD) error {
 	st := status.Convert(err)
 	msg := in.scrub.Replace(st.Message())
 	switch st.Code() {
 	case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled, codes.Aborted, codes.FailedPrecondition:
-		if in.transportDown() {
+		// An answer that carries the SDK's trailer came from a live
+		// process: its KMS is unavailable, the process is not.
+		if len(trailer.Get(sdk.OriginTrailer)) == 0 && in.lost(ctx) {
 			in.markBroken(op + ": connection lost: " + msg)
 		}
 		if ctx.Err() != nil {

@@ -235,10 +235,19 @@ func TestKMSCheck(t *testing.T) {
 		Settings:            map[string]string{"key": testKey, "fail_file": failFile},
 		HealthCheckInterval: 100 * time.Millisecond,
 	})
+	pid := p.Info().Pid
 	if err := os.WriteFile(failFile, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// The plugin answers that its KMS is out: retryable, and no reason
+	// to replace a live process.
+	if _, err := p.Encrypt(context.Background(), []byte("x"), nil); !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "test outage") {
+		t.Errorf("Encrypt during the outage: %v; want ErrUnavailable naming the outage", err)
+	}
 	waitFor(t, 5*time.Second, "degraded", func() bool { return p.Info().State == StateDegraded })
+	if info := p.Info(); info.Pid != pid || info.Restarts != 0 {
+		t.Errorf("a KMS outage replaced the process: pid %d -> %d, %d restarts", pid, info.Pid, info.Restarts)
+	}
 	if got := p.Info().LastError; !strings.Contains(got, "test outage") {
 		t.Errorf("LastError = %q; want the outage", got)
 	}

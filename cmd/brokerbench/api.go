@@ -36,6 +36,9 @@ const apiPayload = 1 << 10
 // plugin calls over.
 const steadyOps = 10_000
 
+// maxMetrics bounds a /metrics read; brokerd's is tens of KiB.
+const maxMetrics = 16 << 20
+
 // maxAnswer bounds an HTTP answer the benchmark reads: a 1 KiB envelope
 // in JSON is under 2 KiB.
 const maxAnswer = 1 << 20
@@ -287,6 +290,12 @@ func (b *bench) steady(ctx context.Context, br *broker, clients []*client.Client
 // pluginCalls is the sum of brokerd's kmsbroker_plugin_calls_total over
 // every block, operation and result.
 func (br *broker) pluginCalls(ctx context.Context, hc *http.Client) (float64, error) {
+	return br.metric(ctx, hc, "kmsbroker_plugin_calls_total")
+}
+
+// metric reads brokerd's /metrics, which needs a token, and sums the
+// counter or gauge name.
+func (br *broker) metric(ctx context.Context, hc *http.Client, name string) (float64, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, br.url+"/metrics", nil)
 	if err != nil {
 		return 0, err
@@ -300,7 +309,7 @@ func (br *broker) pluginCalls(ctx context.Context, hc *http.Client) (float64, er
 	if resp.StatusCode != http.StatusOK {
 		return 0, fmt.Errorf("read metrics: HTTP %d", resp.StatusCode)
 	}
-	return promtext.Sum(io.LimitReader(resp.Body, 16<<20), "kmsbroker_plugin_calls_total", nil)
+	return promtext.Sum(io.LimitReader(resp.Body, maxMetrics), name, nil)
 }
 
 // post sends a JSON body to brokerd's HTTP API with the bearer token and

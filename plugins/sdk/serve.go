@@ -8,11 +8,24 @@ import (
 	"github.com/hashicorp/go-hclog"
 	wrapping "github.com/hashicorp/go-kms-wrapping/v2"
 	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 )
 
 // clientCertEnv is where go-plugin's automatic mTLS hands the host's
 // certificate to the plugin.
 const clientCertEnv = "PLUGIN_CLIENT_CERT"
+
+// OriginTrailer is a gRPC trailer that Serve sets on every answer, errors
+// included. A host that finds it knows the plugin process answered, so an
+// UNAVAILABLE error came from the KMS and not from a lost connection.
+const OriginTrailer = "kmsbroker-plugin-origin"
+
+// markOrigin sets OriginTrailer on every unary answer.
+func markOrigin(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	_ = grpc.SetTrailer(ctx, metadata.Pairs(OriginTrailer, "1"))
+	return handler(ctx, req)
+}
 
 // Serve serves w as a kmsbroker plugin over go-plugin gRPC and returns
 // when the host closes the connection. Call it from main; it takes over
@@ -49,8 +62,10 @@ func Serve(w wrapping.Wrapper, opt ...Option) {
 		Plugins: plugin.PluginSet{
 			PluginName: &WrapperPlugin{server: NewServer(w, logger, opt...)},
 		},
-		GRPCServer: plugin.DefaultGRPCServer,
-		Logger:     logger,
+		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
+			return grpc.NewServer(append(opts, grpc.UnaryInterceptor(markOrigin))...)
+		},
+		Logger: logger,
 	})
 
 	if fin, ok := w.(wrapping.InitFinalizer); ok {

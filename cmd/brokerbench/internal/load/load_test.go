@@ -64,7 +64,9 @@ func TestRunMeasuresWindowOnly(t *testing.T) {
 	if res.P50 < time.Millisecond || res.P99 < res.P50 {
 		t.Errorf("P50 = %v, P99 = %v, want P50 >= 1ms and P99 >= P50", res.P50, res.P99)
 	}
-	if res.Elapsed < 150*time.Millisecond || res.Elapsed > 400*time.Millisecond {
+	// The window ends when the last call started in it returns, which
+	// on a loaded machine can be well after 200ms.
+	if res.Elapsed < 150*time.Millisecond || res.Elapsed > time.Second {
 		t.Errorf("Elapsed = %v, want about the 200ms window", res.Elapsed)
 	}
 	// Four workers sleeping 1ms each cannot exceed 4,000 calls a second.
@@ -79,7 +81,8 @@ func TestRunGivesEachWorkerItsIndex(t *testing.T) {
 		seen[w].Store(true)
 		return nil
 	}
-	if _, err := Run(context.Background(), Config{Workers: 3, Duration: 20 * time.Millisecond}, op); err != nil {
+	// Long enough for every goroutine to be scheduled on a busy machine.
+	if _, err := Run(context.Background(), Config{Workers: 3, Duration: 500 * time.Millisecond}, op); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
 	for i := range seen {
