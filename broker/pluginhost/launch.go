@@ -201,6 +201,7 @@ func (p *Plugin) launch(ctx context.Context) (_ *instance, err error) {
 			return proc, proc.prepare(path, append(env, cmd.Env...), pinned)
 		},
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		UnixSocketConfig: socketConfig(os.TempDir()),
 		AutoMTLS:         true,
 		Managed:          false,
 		SkipHostEnv:      true,
@@ -539,4 +540,19 @@ func (l *lineLogger) emit(line []byte) {
 		return
 	}
 	l.log.Info("plugin output", "stream", l.stream, "line", string(line))
+}
+
+// maxSocketDirLen keeps go-plugin's socket paths, about 40 bytes longer
+// than their base directory, under the 107-byte limit of a Unix socket
+// address (sun_path) on Linux.
+const maxSocketDirLen = 64
+
+// socketConfig returns where go-plugin makes a plugin's socket directory:
+// under tmp, unless that path is too long for a socket address; then
+// under /tmp, which every Unix has.
+func socketConfig(tmp string) *plugin.UnixSocketConfig {
+	if len(tmp) <= maxSocketDirLen {
+		return nil
+	}
+	return &plugin.UnixSocketConfig{TempDir: "/tmp"}
 }

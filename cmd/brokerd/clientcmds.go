@@ -106,8 +106,8 @@ func callContext() (context.Context, context.CancelFunc) {
 }
 
 // apiError makes a gRPC status readable: the code in words, then the
-// broker's message.
-func apiError(err error) error {
+// broker's message. hint is added to authentication failures.
+func apiError(err error, hint string) error {
 	st, ok := status.FromError(err)
 	if !ok {
 		return err
@@ -116,9 +116,23 @@ func apiError(err error) error {
 	case codes.Unavailable:
 		return fmt.Errorf("broker unavailable: %s", st.Message())
 	case codes.Unauthenticated:
-		return fmt.Errorf("not authenticated: %s (set -token or BROKER_TOKEN)", st.Message())
+		msg := strings.TrimPrefix(st.Message(), "unauthenticated: ")
+		return fmt.Errorf("not authenticated: %s (%s)", msg, hint)
 	}
 	return errors.New(st.Message())
+}
+
+// authHint tells the user which credential the command used.
+func (c *clientFlags) authHint() string {
+	switch {
+	case c.recoveryConfig != "":
+		return "with a recovery token from " + c.recoveryConfig
+	case c.workerConfig != "":
+		return "with a worker-auth token from " + c.workerConfig
+	case c.token != "":
+		return "with -token or BROKER_TOKEN"
+	}
+	return "no credential given: set -token or BROKER_TOKEN, or -recovery-config"
 }
 
 func printJSON(w io.Writer, m proto.Message) error {
@@ -386,7 +400,7 @@ func (c *clientFlags) call(fn func(ctx context.Context, cl *client.Client) error
 	ctx, cancel := callContext()
 	defer cancel()
 	if err := fn(ctx, cl); err != nil {
-		return apiError(err)
+		return apiError(err, c.authHint())
 	}
 	return nil
 }

@@ -150,11 +150,19 @@ func configError(err error) error {
 	return callError(err)
 }
 
-// callError marks a Vault that is sealed, overloaded or failing as
-// unavailable, so the host retries instead of reporting bad input.
+// callError marks a Vault that is sealed, overloaded or failing, or that
+// refuses the broker's own token, as unavailable: the fault is the
+// broker's backend, not the caller's input, and the host must not report
+// it as a bad ciphertext.
 func callError(err error) error {
 	var re *api.ResponseError
-	if errors.As(err, &re) && (re.StatusCode >= 500 || re.StatusCode == http.StatusTooManyRequests) {
+	if !errors.As(err, &re) {
+		return err
+	}
+	switch {
+	case re.StatusCode == http.StatusUnauthorized || re.StatusCode == http.StatusForbidden:
+		return fmt.Errorf("%w: Vault refused the token (HTTP %d): %v", sdk.ErrBackendUnavailable, re.StatusCode, err)
+	case re.StatusCode >= 500 || re.StatusCode == http.StatusTooManyRequests:
 		return fmt.Errorf("%w: %v", sdk.ErrBackendUnavailable, err)
 	}
 	return err
