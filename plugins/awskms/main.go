@@ -147,6 +147,11 @@ func callError(err error) error {
 		kms.ErrCodeKeyUnavailableException, "ThrottlingException", "ServiceUnavailableException",
 		"InternalFailure", "RequestTimeout":
 		return fmt.Errorf("%w: %v", sdk.ErrBackendUnavailable, err)
+	case kms.ErrCodeDisabledException, kms.ErrCodeInvalidStateException, kms.ErrCodeNotFoundException,
+		"UnrecognizedClientException", "InvalidClientTokenId", "ExpiredTokenException", "AccessDeniedException":
+		// The broker's own key or credentials were refused: a fault of
+		// the backend, not of the caller's ciphertext, and named as such.
+		return fmt.Errorf("%w: KMS refused the request (%s)", sdk.ErrBackendUnavailable, aerr.Code())
 	}
 	return err
 }
