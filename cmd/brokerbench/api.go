@@ -13,10 +13,6 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
-	"time"
-
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/kmsbroker/kmsbroker/broker/auth"
 	"github.com/kmsbroker/kmsbroker/client"
@@ -122,9 +118,6 @@ func (b *bench) apiBroker(ctx context.Context) (map[cell]load.Result, error) {
 	}
 	defer closeClients(clients)
 
-	if err := waitForToken(ctx, clients[0]); err != nil {
-		return nil, err
-	}
 	const scope = "o_api"
 	if _, err := clients[0].CreateScope(ctx, scope, "bench"); err != nil {
 		return nil, fmt.Errorf("create scope: %w", err)
@@ -198,28 +191,6 @@ func (b *bench) apiBroker(ctx context.Context) (map[cell]load.Result, error) {
 		}
 	}
 	return results, nil
-}
-
-// tokenWait bounds waiting for the dev token to be accepted.
-const tokenWait = 10 * time.Second
-
-// waitForToken waits until brokerd accepts the client's token. brokerd
-// dev reports ready before it has stored its -dev-token, so the first
-// calls after ready can be refused as unauthenticated.
-func waitForToken(ctx context.Context, c *client.Client) error {
-	ctx, cancel := context.WithTimeout(ctx, tokenWait)
-	defer cancel()
-	for {
-		_, err := c.Status(ctx)
-		if status.Code(err) != codes.Unauthenticated {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("the dev token was still refused after %v: %w", tokenWait, err)
-		case <-time.After(5 * time.Millisecond):
-		}
-	}
 }
 
 // steady is section 7: plugin calls, read from brokerd's own metrics,
