@@ -3,10 +3,12 @@ package auth
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/kmsbroker/kmsbroker/broker/store"
@@ -30,15 +32,37 @@ func tokenInfo(t store.Token) TokenInfo {
 		CreateTime: t.CreateTime, ExpireTime: t.ExpireTime, RevokeTime: t.RevokeTime}
 }
 
+// Token cache bounds. Verifying a token is a store read; on the data path
+// that read costs more than the encryption itself, so a verified token is
+// remembered briefly.
+const (
+	// tokenCacheTTL bounds how long another broker on the same store may
+	// still accept a token revoked elsewhere. The broker that revokes a
+	// token forgets it at once.
+	tokenCacheTTL = time.Second
+	// tokenCacheMax bounds the cache's memory; when full it is emptied,
+	// which costs one store read per live client.
+	tokenCacheMax = 10_000
+)
+
+// cachedToken is a verified token and when its verification lapses.
+type cachedToken struct {
+	tok   store.Token
+	until time.Time
+}
+
 // Tokens creates and verifies client tokens kept, as hashes, in the store.
 type Tokens struct {
 	store store.AuthStore
 	now   func() time.Time
+
+	mu    sync.Mutex
+	cache map[[sha256.Size]byte]cachedToken // by token hash
 }
 
 // NewTokens returns a token manager over st.
 func NewTokens(st store.AuthStore) *Tokens {
-	return &Tokens{store: st, now: time.Now}
+	return &Tokens{store: st, now: time.Now, cache: make(map[[sha256.Size]byte]cachedToken)}
 }
 
 // Create stores a new token and returns its secret, shown to the caller
@@ -98,6 +122,7 @@ func (t *Tokens) Revoke(ctx context.Context, id string) error {
 		return fmt.Errorf("revoke token: %w: empty id", ErrTokenNotFound)
 	}
 	err := t.store.RevokeToken(ctx, id, t.now().UTC())
+	t.forget(id)
 	if errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("revoke token %s: %w", id, ErrTokenNotFound)
 	}
@@ -115,14 +140,14 @@ func (t *Tokens) Authenticate(ctx context.Context, credential string) (Principal
 	if !ValidTokenSyntax(credential) {
 		return Principal{}, fmt.Errorf("%w: not a client token", ErrUnauthenticated)
 	}
-	tok, err := t.store.TokenByHash(ctx, HashToken(credential))
+	now := t.now()
+	tok, err := t.lookup(ctx, HashToken(credential), now)
 	if errors.Is(err, store.ErrNotFound) {
 		return Principal{}, fmt.Errorf("%w: unknown token", ErrUnauthenticated)
 	}
 	if err != nil {
 		return Principal{}, fmt.Errorf("look up token: %w", err)
 	}
-	now := t.now()
 	switch {
 	case !tok.RevokeTime.IsZero():
 		return Principal{}, fmt.Errorf("%w: token %s was revoked", ErrUnauthenticated, tok.ID)
@@ -130,6 +155,46 @@ func (t *Tokens) Authenticate(ctx context.Context, credential string) (Principal
 		return Principal{}, fmt.Errorf("%w: token %s expired", ErrUnauthenticated, tok.ID)
 	}
 	return Principal{ID: tok.ID, Name: tok.Name, Role: Role(tok.Role), Scopes: tok.Scopes}, nil
+}
+
+// lookup returns the stored token with the given hash, from the cache
+// while its entry is fresh. Only live tokens are cached, so a revoked or
+// expired token is always read again.
+func (t *Tokens) lookup(ctx context.Context, hash []byte, now time.Time) (store.Token, error) {
+	key := [sha256.Size]byte(hash)
+	t.mu.Lock()
+	c, ok := t.cache[key]
+	t.mu.Unlock()
+	if ok && now.Before(c.until) {
+		return c.tok, nil
+	}
+
+	tok, err := t.store.TokenByHash(ctx, hash)
+	if err != nil || !tok.RevokeTime.IsZero() {
+		return tok, err
+	}
+	until := now.Add(tokenCacheTTL)
+	if !tok.ExpireTime.IsZero() && tok.ExpireTime.Before(until) {
+		until = tok.ExpireTime
+	}
+	t.mu.Lock()
+	if len(t.cache) >= tokenCacheMax {
+		clear(t.cache)
+	}
+	t.cache[key] = cachedToken{tok: tok, until: until}
+	t.mu.Unlock()
+	return tok, nil
+}
+
+// forget drops the cached verification of the token with the given id.
+func (t *Tokens) forget(id string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for k, c := range t.cache {
+		if c.tok.ID == id {
+			delete(t.cache, k)
+		}
+	}
 }
 
 // tokenID is the public id of a token: safe to log, useless to call with.
