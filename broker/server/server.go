@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -18,6 +17,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/soheilhy/cmux"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -71,6 +71,7 @@ type Server struct {
 
 	mu     sync.Mutex
 	http   *http.Server // set by Serve
+	mux    cmux.CMux    // set by Serve
 	closed bool         // set by Shutdown
 }
 
@@ -116,71 +117,91 @@ func New(cfg Config) (*Server, error) {
 	mux.Handle("/", http.MaxBytesHandler(gw, maxRequestBytes))
 
 	s := &Server{cfg: cfg, grpc: gs, logger: logger}
-	s.handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.ProtoMajor == 2 && strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc") {
-			gs.ServeHTTP(w, r)
-			return
-		}
-		mux.ServeHTTP(w, r)
-	})
+	s.handler = mux
 	return s, nil
 }
 
-// Handler returns the server's HTTP handler: gRPC for HTTP/2 requests with
-// a gRPC content type, HTTP/JSON and the system endpoints otherwise.
-func (s *Server) Handler() http.Handler { return s.handler }
-
-// Serve accepts connections on ln until Shutdown. With tlsConfig nil it
-// speaks plain HTTP/1.1 and HTTP/2 without TLS (h2c prior knowledge), which
-// gRPC clients use with insecure credentials.
+// Serve accepts connections on ln until Shutdown. gRPC connections go to
+// grpc-go's own HTTP/2 transport, everything else (HTTP/JSON, health,
+// metrics) to net/http: the first bytes of each connection decide. With
+// tlsConfig nil it speaks plain HTTP/1.1 and HTTP/2 without TLS (h2c prior
+// knowledge), which gRPC clients use with insecure credentials.
 func (s *Server) Serve(ln net.Listener, tlsConfig *tls.Config) error {
+	if tlsConfig != nil {
+		tc := tlsConfig.Clone()
+		tc.NextProtos = []string{"h2", "http/1.1"}
+		ln = tls.NewListener(ln, tc)
+	}
+	// TLS, if any, ends above: both servers below see plain connections,
+	// and HTTP/2 reaches net/http as prior knowledge.
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)
-	protocols.SetHTTP2(true)
-	if tlsConfig == nil {
-		protocols.SetUnencryptedHTTP2(true)
-	}
+	protocols.SetUnencryptedHTTP2(true)
 	srv := &http.Server{
 		Handler:           s.handler,
 		Protocols:         &protocols,
 		ReadHeaderTimeout: readHeaderTimeout,
 		IdleTimeout:       idleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
-		TLSConfig:         tlsConfig,
 		ErrorLog:          s.logger.StandardLogger(&hclog.StandardLoggerOptions{ForceLevel: hclog.Debug}),
 	}
+	m := cmux.New(ln)
+	// A connection that does not say what it is within the header timeout
+	// is dropped, so silent clients cannot pile up.
+	m.SetReadTimeout(readHeaderTimeout)
+	grpcL := m.MatchWithWriters(cmux.HTTP2MatchHeaderFieldSendSettings("content-type", "application/grpc"))
+	httpL := m.Match(cmux.Any())
+
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		return nil
+		return ln.Close()
 	}
-	s.http = srv
+	s.http, s.mux = srv, m
 	s.mu.Unlock()
 
 	s.logger.Info("serving API", "address", ln.Addr().String(), "tls", tlsConfig != nil)
-	var err error
-	if tlsConfig != nil {
-		err = srv.ServeTLS(ln, "", "")
-	} else {
-		err = srv.Serve(ln)
-	}
-	if errors.Is(err, http.ErrServerClosed) {
+	go func() {
+		if err := s.grpc.Serve(grpcL); err != nil && !errors.Is(err, cmux.ErrListenerClosed) && !errors.Is(err, cmux.ErrServerClosed) {
+			s.logger.Error("gRPC server stopped", "error", err)
+		}
+	}()
+	go func() {
+		if err := srv.Serve(httpL); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, cmux.ErrListenerClosed) && !errors.Is(err, cmux.ErrServerClosed) {
+			s.logger.Error("HTTP server stopped", "error", err)
+		}
+	}()
+	err := m.Serve()
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed || errors.Is(err, net.ErrClosed) {
 		return nil
 	}
 	return err
 }
 
 // Shutdown stops accepting connections and waits for calls in flight until
-// ctx ends.
+// ctx ends; then it cuts the rest.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.closed = true
-	srv := s.http
+	srv, m := s.http, s.mux
 	s.mu.Unlock()
 	if srv == nil {
 		return nil
 	}
-	return srv.Shutdown(ctx)
+	m.Close()
+	err := srv.Shutdown(ctx)
+	stopped := make(chan struct{})
+	go func() { s.grpc.GracefulStop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-ctx.Done():
+		s.grpc.Stop()
+		<-stopped
+	}
+	return err
 }
 
 // requireHTTP guards a plain HTTP handler with the same bearer check as

@@ -47,6 +47,7 @@ type testServer struct {
 	app    string // limited to scope o_1
 	ready  atomic.Bool
 	client *client.Client
+	srv    *Server
 }
 
 const maxPlaintext = 1024
@@ -79,6 +80,7 @@ func startServer(t *testing.T) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ts.srv = srv
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
