@@ -73,9 +73,7 @@ func startOneTime(ctx context.Context, path string, p purpose.Purpose, kind auth
 	if err != nil {
 		return nil, fmt.Errorf("%s credentials: %w", kind, err)
 	}
-	router := purpose.NewRouter(map[purpose.Purpose]purpose.Wrapper{p: plugin}, func(err error) bool {
-		return errors.Is(err, pluginhost.ErrUnavailable)
-	})
+	router := purpose.NewRouter(map[purpose.Purpose]purpose.Wrapper{p: plugin}, pluginhost.Retryable)
 	return &OneTimeCredentials{kind: kind, name: name, router: router, plugin: plugin, now: time.Now}, nil
 }
 

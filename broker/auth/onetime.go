@@ -303,7 +303,7 @@ func (v *OneTimeVerifier) Verify(ctx context.Context, credential string) (Princi
 		if errors.Is(err, store.ErrNonceUsed) {
 			return Principal{}, fmt.Errorf("%w: %s token was already used", ErrUnauthenticated, kind)
 		}
-		return Principal{}, fmt.Errorf("verify %s token: record nonce: %w", kind, err)
+		return Principal{}, fmt.Errorf("verify %s token: record nonce: %w: %w", kind, ErrStore, err)
 	}
 
 	if kind == KindWorker {

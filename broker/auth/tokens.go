@@ -17,6 +17,10 @@ import (
 // ErrTokenNotFound means no client token has the given id.
 var ErrTokenNotFound = errors.New("token not found")
 
+// ErrStore means the token store failed: the fault is the broker's, not
+// the credential's.
+var ErrStore = errors.New("token store failed")
+
 // TokenInfo describes a client token; it never holds the secret.
 type TokenInfo struct {
 	ID     string
@@ -94,7 +98,7 @@ func (t *Tokens) Create(ctx context.Context, secret, name string, role Role, sco
 		tok.ExpireTime = now.Add(ttl)
 	}
 	if err := t.store.CreateToken(ctx, tok); err != nil {
-		return "", TokenInfo{}, fmt.Errorf("create token %s: %w", name, err)
+		return "", TokenInfo{}, fmt.Errorf("create token %s: %w: %w", name, ErrStore, err)
 	}
 	return secret, tokenInfo(tok), nil
 }
@@ -103,7 +107,7 @@ func (t *Tokens) Create(ctx context.Context, secret, name string, role Role, sco
 func (t *Tokens) List(ctx context.Context) ([]TokenInfo, error) {
 	toks, err := t.store.ListTokens(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("list tokens: %w", err)
+		return nil, fmt.Errorf("list tokens: %w: %w", ErrStore, err)
 	}
 	out := make([]TokenInfo, len(toks))
 	for i, tok := range toks {
@@ -127,7 +131,7 @@ func (t *Tokens) Revoke(ctx context.Context, id string) error {
 		return fmt.Errorf("revoke token %s: %w", id, ErrTokenNotFound)
 	}
 	if err != nil {
-		return fmt.Errorf("revoke token %s: %w", id, err)
+		return fmt.Errorf("revoke token %s: %w: %w", id, ErrStore, err)
 	}
 	return nil
 }
@@ -146,7 +150,7 @@ func (t *Tokens) Authenticate(ctx context.Context, credential string) (Principal
 		return Principal{}, fmt.Errorf("%w: unknown token", ErrUnauthenticated)
 	}
 	if err != nil {
-		return Principal{}, fmt.Errorf("look up token: %w", err)
+		return Principal{}, fmt.Errorf("look up token: %w: %w", ErrStore, err)
 	}
 	switch {
 	case !tok.RevokeTime.IsZero():

@@ -122,6 +122,9 @@ type KMS struct {
 	// itself (an encrypt and a decrypt) at this period. Default: never;
 	// liveness uses the plugin's cheap health call.
 	HealthCheckInterval time.Duration
+	// MaxRestartBackoff caps the delay between restarts of a crashing
+	// plugin. Default: the plugin host's, 30s.
+	MaxRestartBackoff time.Duration
 	// Range is where the block was declared, for error messages.
 	Range hcl.Range
 

@@ -28,7 +28,7 @@ var typePattern = regexp.MustCompile(`^[a-z0-9_-]+$`)
 
 // brokerAttributes are the attributes of a kms block that the broker
 // reads itself; every other attribute is a plugin setting.
-var brokerAttributes = []string{"purpose", "plugin_path", "plugin_sha256", "timeout", "start_timeout", "health_check_interval"}
+var brokerAttributes = []string{"purpose", "plugin_path", "plugin_sha256", "timeout", "start_timeout", "health_check_interval", "max_restart_backoff"}
 
 var kmsSchema = func() *hcl.BodySchema {
 	s := &hcl.BodySchema{}
@@ -81,6 +81,7 @@ func (d *decoder) kms(block *hcl.Block, seen routes) *KMS {
 	d.duration(attrs, "timeout", &k.Timeout)
 	d.duration(attrs, "start_timeout", &k.StartTimeout)
 	d.duration(attrs, "health_check_interval", &k.HealthCheckInterval)
+	d.duration(attrs, "max_restart_backoff", &k.MaxRestartBackoff)
 	d.settings(remain, k)
 	d.purposes(block, attrs["purpose"], k, seen)
 	return k

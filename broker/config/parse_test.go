@@ -553,6 +553,9 @@ func TestAuthAndAudit(t *testing.T) {
 	if got, want := cfg.CacheSize, 5000; got != want {
 		t.Errorf("CacheSize = %d, want %d", got, want)
 	}
+	if got, want := cfg.KMS[0].MaxRestartBackoff, 2*time.Second; got != want {
+		t.Errorf("MaxRestartBackoff = %s, want %s", got, want)
+	}
 	if got, want := cfg.KMS[0].HealthCheckInterval, time.Minute; got != want {
 		t.Errorf("HealthCheckInterval = %s, want %s", got, want)
 	}

@@ -64,8 +64,7 @@ func OpenBlock(ctx context.Context, blk *config.KMS, dir string, logger hclog.Lo
 	if err != nil {
 		return nil, fmt.Errorf("start the config kms block: %w", err)
 	}
-	router := purpose.NewRouter(map[purpose.Purpose]purpose.Wrapper{purpose.Config: p},
-		func(err error) bool { return errors.Is(err, pluginhost.ErrUnavailable) })
+	router := purpose.NewRouter(map[purpose.Purpose]purpose.Wrapper{purpose.Config: p}, pluginhost.Retryable)
 	return &Codec{block: blk, plugin: p, router: router}, nil
 }
 

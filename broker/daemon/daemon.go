@@ -96,9 +96,7 @@ func StartWith(ctx context.Context, cfg *config.Config, logger hclog.Logger, pre
 			wrappers[p] = d.blocks[blk.Name]
 		}
 	}
-	d.router = purpose.NewRouter(wrappers, func(err error) bool {
-		return errors.Is(err, pluginhost.ErrUnavailable)
-	})
+	d.router = purpose.NewRouter(wrappers, pluginhost.Retryable)
 
 	st, err := d.openStore(ctx)
 	if err != nil {

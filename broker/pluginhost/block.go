@@ -20,6 +20,7 @@ func BlockConfig(blk *config.KMS, directory string, logger hclog.Logger) Config 
 		StartTimeout: blk.StartTimeout,
 		// The KMS check is opt-in per block: it costs a real KMS call.
 		HealthCheckInterval: blk.HealthCheckInterval,
+		MaxRestartBackoff:   blk.MaxRestartBackoff,
 		Logger:              logger,
 		CheckSettings:       blk.CheckSettings,
 	}

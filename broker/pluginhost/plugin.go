@@ -103,6 +103,9 @@ func (c Config) normalize() (Config, error) {
 	if c.StartTimeout <= 0 {
 		c.StartTimeout = DefaultStartTimeout
 	}
+	if c.MaxRestartBackoff <= 0 {
+		c.MaxRestartBackoff = DefaultMaxRestartBackoff
+	}
 	if c.LivenessInterval <= 0 {
 		c.LivenessInterval = DefaultLivenessInterval
 	}
@@ -147,8 +150,11 @@ func (p *Plugin) encrypt(ctx context.Context, plaintext, aad []byte) (*wrapping.
 	var trailer metadata.MD
 	resp, err := in.rpc.Encrypt(ctx, req, grpc.Trailer(&trailer))
 	if err != nil {
-		return nil, p.callErr(ctx, in, opEncrypt, err, trailer)
+		err = p.callErr(ctx, in, opEncrypt, err, trailer)
+		p.recordCall(in, opEncrypt, err)
+		return nil, err
 	}
+	p.recordCall(in, opEncrypt, nil)
 	blob := new(wrapping.BlobInfo)
 	if err := proto.Unmarshal(resp.GetBlobInfo(), blob); err != nil || len(blob.Ciphertext) == 0 {
 		return nil, fmt.Errorf("%s block %q: %w: plugin returned a malformed blob", opEncrypt, p.cfg.Name, ErrBadPlugin)
@@ -204,8 +210,11 @@ func (p *Plugin) decrypt(ctx context.Context, blob *wrapping.BlobInfo, aad []byt
 	var trailer metadata.MD
 	resp, err := in.rpc.Decrypt(ctx, req, grpc.Trailer(&trailer))
 	if err != nil {
-		return nil, p.callErr(ctx, in, opDecrypt, err, trailer)
+		err = p.callErr(ctx, in, opDecrypt, err, trailer)
+		p.recordCall(in, opDecrypt, err)
+		return nil, err
 	}
+	p.recordCall(in, opDecrypt, nil)
 	plaintext := resp.GetPlaintext()
 	if hostBound {
 		if plaintext, err = unbindAAD(plaintext, aad); err != nil {
@@ -242,6 +251,14 @@ func (p *Plugin) ping(ctx context.Context, in *instance) error {
 		return fmt.Errorf("%s block %q: %w: plugin reports it is not configured", opHealth, p.cfg.Name, ErrUnavailable)
 	}
 	return nil
+}
+
+// Retryable reports whether a call that failed with err may be repeated
+// once: the plugin was lost under it and a fresh process may serve the
+// repeat. A call that used up its deadline is not retried; the repeat
+// would only double the caller's wait on a plugin or KMS that hangs.
+func Retryable(err error) bool {
+	return errors.Is(err, ErrUnavailable) && !errors.Is(err, context.DeadlineExceeded)
 }
 
 // RetryOnce runs call and, if it fails with ErrUnavailable while ctx is

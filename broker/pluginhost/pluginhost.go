@@ -62,6 +62,9 @@ type Config struct {
 	// also when it is longer than go-plugin's own default. 0 means
 	// DefaultStartTimeout.
 	StartTimeout time.Duration
+	// MaxRestartBackoff caps the delay between restarts of a crashing
+	// plugin. 0 means DefaultMaxRestartBackoff.
+	MaxRestartBackoff time.Duration
 	// LivenessInterval is the period of the cheap health call that
 	// detects a hung process. 0 means DefaultLivenessInterval.
 	LivenessInterval time.Duration

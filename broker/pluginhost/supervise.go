@@ -14,10 +14,10 @@ const (
 	// backoffBase is the first restart delay: short, because a crash is
 	// usually a one-off and calls are waiting.
 	backoffBase = 100 * time.Millisecond
-	// backoffMax caps the delay, so a repaired binary or KMS is picked up
-	// within half a minute while a crash loop costs at most two starts a
-	// minute.
-	backoffMax = 30 * time.Second
+	// DefaultMaxRestartBackoff caps the delay, so a repaired binary or KMS
+	// is picked up within half a minute while a crash loop costs at most
+	// two starts a minute.
+	DefaultMaxRestartBackoff = 30 * time.Second
 	// stableAfter is how long a process must have served before its loss
 	// starts the backoff over; a process that dies sooner is crash-looping.
 	stableAfter = 30 * time.Second
@@ -57,7 +57,7 @@ func (p *Plugin) supervise(in *instance) {
 			failures = 0
 		}
 
-		delay := backoff(failures)
+		delay := backoff(failures, p.cfg.MaxRestartBackoff)
 		for {
 			select {
 			case <-p.ctx.Done():
@@ -82,7 +82,7 @@ func (p *Plugin) supervise(in *instance) {
 			if permanent(err) {
 				state = StateFailed
 			}
-			delay = backoff(failures)
+			delay = backoff(failures, p.cfg.MaxRestartBackoff)
 			p.log.Error("plugin restart failed", "attempt", failures, "next_in", delay, "error", err)
 			p.setState(state, err.Error())
 		}
@@ -138,7 +138,7 @@ func (p *Plugin) watch(in *instance) string {
 			}
 		case err := <-checked:
 			checking = false
-			p.recordCheck(in, err)
+			p.recordCheck(in, "kms health check", err)
 		}
 	}
 }
@@ -174,8 +174,11 @@ func (p *Plugin) checkKMS(in *instance) error {
 	return err
 }
 
-// recordCheck moves between ready and degraded on a KMS check result.
-func (p *Plugin) recordCheck(in *instance, err error) {
+// recordCheck moves between ready and degraded on the result of a KMS
+// check or of a call that reached the KMS; source names which, for the
+// log. A call that could not be served (timeout, KMS unavailable) counts
+// as a failure; a refused input does not.
+func (p *Plugin) recordCheck(in *instance, source string, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.inst != in {
@@ -183,11 +186,22 @@ func (p *Plugin) recordCheck(in *instance, err error) {
 	}
 	switch {
 	case err != nil && p.state == StateReady:
-		p.log.Warn("kms health check failed; plugin degraded", "error", err)
+		p.log.Warn(source+" failed; plugin degraded", "error", err)
 		p.setStateLocked(StateDegraded, err.Error())
 	case err == nil && p.state == StateDegraded:
-		p.log.Info("kms health check passed; plugin ready")
+		p.log.Info(source + " succeeded; plugin ready")
 		p.setStateLocked(StateReady, "")
+	}
+}
+
+// recordCall feeds a call's outcome to recordCheck, so a block whose calls
+// time out turns degraded even without the opt-in KMS check.
+func (p *Plugin) recordCall(in *instance, op string, err error) {
+	switch {
+	case err == nil:
+		p.recordCheck(in, op, nil)
+	case errors.Is(err, ErrUnavailable):
+		p.recordCheck(in, op, err)
 	}
 }
 
@@ -199,13 +213,13 @@ func permanent(err error) bool {
 }
 
 // backoff is the delay before restart attempt n (from 0): exponential
-// from backoffBase, capped at backoffMax, with "equal jitter" (a random
+// from backoffBase, capped at maxDelay, with "equal jitter" (a random
 // point in the upper half) so that blocks that failed together do not
 // restart in lockstep.
-func backoff(n int) time.Duration {
-	d := backoffMax
+func backoff(n int, maxDelay time.Duration) time.Duration {
+	d := maxDelay
 	if n < 20 {
-		d = min(backoffBase<<n, backoffMax)
+		d = min(backoffBase<<n, maxDelay)
 	}
 	half := d / 2
 	j, err := rand.Int(rand.Reader, big.NewInt(int64(half)+1))

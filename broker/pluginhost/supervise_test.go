@@ -245,6 +245,11 @@ func TestKMSCheck(t *testing.T) {
 		t.Errorf("Encrypt during the outage: %v; want ErrUnavailable naming the outage", err)
 	}
 	waitFor(t, 5*time.Second, "degraded", func() bool { return p.Info().State == StateDegraded })
+	// The failed call alone marks the block degraded; wait until the KMS
+	// check has seen the outage too.
+	waitFor(t, 5*time.Second, "a failed kms check", func() bool {
+		return metricValue(t, reg, metricCalls, map[string]string{"operation": opCheck, "result": "unavailable"}) >= 1
+	})
 	if info := p.Info(); info.Pid != pid || info.Restarts != 0 {
 		t.Errorf("a KMS outage replaced the process: pid %d -> %d, %d restarts", pid, info.Pid, info.Restarts)
 	}
@@ -261,8 +266,34 @@ func TestKMSCheck(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, 5*time.Second, "ready", func() bool { return p.Info().State == StateReady })
-	if got := metricValue(t, reg, metricCalls, map[string]string{"operation": opCheck, "result": "unavailable"}); got < 1 {
-		t.Errorf("failed kms checks counted %v; want at least 1", got)
+}
+
+// TestFailingCallsDegrade: without the KMS check, calls that the KMS
+// cannot serve mark the block degraded, and a served call marks it ready.
+func TestFailingCallsDegrade(t *testing.T) {
+	failFile := filepath.Join(t.TempDir(), "outage")
+	p := startPlugin(t, Config{
+		Name: "flaky", Type: "flaky", Directory: testBin, Logger: testLogger(t),
+		Settings: map[string]string{"key": testKey, "fail_file": failFile},
+	})
+	ctx := context.Background()
+	if err := os.WriteFile(failFile, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Encrypt(ctx, []byte("x"), nil); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Encrypt during the outage: %v; want ErrUnavailable", err)
+	}
+	if info := p.Info(); info.State != StateDegraded || !strings.Contains(info.LastError, "test outage") {
+		t.Errorf("after a failed call: state %q, last error %q; want degraded naming the outage", info.State, info.LastError)
+	}
+	if err := os.Remove(failFile); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Encrypt(ctx, []byte("x"), nil); err != nil {
+		t.Fatalf("Encrypt after the outage: %v", err)
+	}
+	if got := p.Info().State; got != StateReady {
+		t.Errorf("after a served call: state %q, want ready", got)
 	}
 }
 
@@ -388,20 +419,23 @@ func TestRestartRechecksPin(t *testing.T) {
 }
 
 func TestBackoff(t *testing.T) {
+	const maxDelay = DefaultMaxRestartBackoff
 	tests := []struct {
 		attempt  int
+		cap      time.Duration
 		min, max time.Duration
 	}{
-		{0, backoffBase / 2, backoffBase},
-		{1, backoffBase, 2 * backoffBase},
-		{4, 8 * backoffBase, 16 * backoffBase},
-		{9, backoffMax / 2, backoffMax},
-		{1000, backoffMax / 2, backoffMax},
+		{0, maxDelay, backoffBase / 2, backoffBase},
+		{1, maxDelay, backoffBase, 2 * backoffBase},
+		{4, maxDelay, 8 * backoffBase, 16 * backoffBase},
+		{9, maxDelay, maxDelay / 2, maxDelay},
+		{1000, maxDelay, maxDelay / 2, maxDelay},
+		{9, time.Second, time.Second / 2, time.Second},
 	}
 	for _, tt := range tests {
 		seen := map[time.Duration]bool{}
 		for i := 0; i < 50; i++ {
-			d := backoff(tt.attempt)
+			d := backoff(tt.attempt, tt.cap)
 			if d < tt.min || d > tt.max {
 				t.Fatalf("backoff(%d) = %s; want within [%s, %s]", tt.attempt, d, tt.min, tt.max)
 			}

@@ -46,21 +46,23 @@ func (s *service) fail(err error) error {
 		return status.Error(codes.FailedPrecondition, err.Error())
 	case errors.Is(err, keyring.ErrConcurrentChange):
 		return status.Error(codes.Aborted, err.Error())
+	case isUnavailable(err):
+		// Checked before the context errors: a plugin's own call timeout
+		// is a backend that did not answer, which the client may retry.
+		s.logger.Error("request failed", "error", err)
+		return status.Error(codes.Unavailable, "a key backend is unavailable; retry later")
 	case errors.Is(err, context.DeadlineExceeded):
 		return status.Error(codes.DeadlineExceeded, "deadline exceeded")
 	case errors.Is(err, context.Canceled):
 		return status.Error(codes.Canceled, "request canceled")
 	}
 	s.logger.Error("request failed", "error", err)
-	if isUnavailable(err) {
-		return status.Error(codes.Unavailable, "a key backend is unavailable; retry later")
-	}
 	return status.Error(codes.Internal, "internal error; see the broker log")
 }
 
-// isUnavailable reports a backend that may come back: a plugin restarting
-// or a KMS that did not answer in time.
+// isUnavailable reports a backend that may come back: a plugin restarting,
+// a KMS that did not answer in time, a store that failed.
 func isUnavailable(err error) bool {
 	return errors.Is(err, pluginhost.ErrUnavailable) || errors.Is(err, purpose.ErrNotConfigured) ||
-		errors.Is(err, keyring.ErrClosed)
+		errors.Is(err, keyring.ErrClosed) || errors.Is(err, keyring.ErrStore) || errors.Is(err, auth.ErrStore)
 }

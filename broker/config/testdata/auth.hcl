@@ -12,4 +12,5 @@ kms "aead" {
   purpose               = ["root"]
   key                   = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
   health_check_interval = "1m"
+  max_restart_backoff   = "2s"
 }

@@ -1,0 +1,12 @@
+package faults
+
+import (
+	"os"
+	"testing"
+
+	"github.com/kmsbroker/kmsbroker/e2e/binaries"
+)
+
+// TestMain gives the tests one directory of built binaries: brokerd with
+// the plugins beside it, as `make build` lays them out.
+func TestMain(m *testing.M) { os.Exit(binaries.Run(m)) }
