@@ -27,10 +27,12 @@ build:
 run: build
 	$(BIN)/brokerd dev -listen=$(LISTEN)
 
-## test: vet, then every test with the race detector
+## test: vet, then every test with the race detector: the unit and
+## integration tests, then the end-to-end suite with its summary line
 test: build
 	$(GO) vet ./...
-	$(GO) test $(TESTFLAGS) ./...
+	$(GO) test $(TESTFLAGS) $$($(GO) list ./... | grep -v '/e2e')
+	$(MAKE) --no-print-directory e2e
 
 ## e2e: the end-to-end suite only, then one summary line that says which
 ## KMS servers were real (from the harness's "e2e:" lines) and which tests

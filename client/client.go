@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc"
@@ -144,13 +145,26 @@ func (c *Client) ctx(ctx context.Context) (context.Context, context.CancelFunc) 
 	return context.WithTimeout(ctx, c.timeout)
 }
 
-// retryServiceConfig retries UNAVAILABLE, which the broker returns while a
-// plugin restarts. Every API call is safe to repeat: creating an existing
-// scope fails cleanly with ALREADY_EXISTS.
+// retryable are the API methods a client may repeat after UNAVAILABLE,
+// which the broker returns while a plugin restarts or its store is down:
+// reads, and writes whose repeat does no harm (a second envelope, a
+// second rewrap, a second revocation). Creating a scope or a token,
+// rotating and destroying are not repeated: their first attempt may have
+// been applied before the answer was lost.
+var retryable = []string{
+	"GetScope", "ListScopes", "ListKeyVersions", "ListTokens", "Status",
+	"Encrypt", "Decrypt", "ReEncrypt", "DeriveKey", "RewrapKeys", "RevokeToken",
+}
+
+// retryServiceConfig retries the retryable methods on UNAVAILABLE.
 func retryServiceConfig(maxRetries int) string {
-	return fmt.Sprintf(`{"methodConfig":[{"name":[{"service":"kmsbroker.api.v1.Broker"}],
+	names := make([]string, len(retryable))
+	for i, m := range retryable {
+		names[i] = fmt.Sprintf(`{"service":"kmsbroker.api.v1.Broker","method":%q}`, m)
+	}
+	return fmt.Sprintf(`{"methodConfig":[{"name":[%s],
 "retryPolicy":{"maxAttempts":%d,"initialBackoff":"0.2s","maxBackoff":"2s","backoffMultiplier":2,
-"retryableStatusCodes":["UNAVAILABLE"]}}]}`, min(maxRetries+1, 5))
+"retryableStatusCodes":["UNAVAILABLE"]}}]}`, strings.Join(names, ","), min(maxRetries+1, 5))
 }
 
 // perRPC adapts Credentials to gRPC, which asks for metadata per attempt.

@@ -3,6 +3,8 @@ package client
 import (
 	"strings"
 	"testing"
+
+	apiv1 "github.com/kmsbroker/kmsbroker/proto/api/v1"
 )
 
 func TestNewRejectsBadConfig(t *testing.T) {
@@ -40,5 +42,26 @@ func TestWorkerCredentialsNeedAName(t *testing.T) {
 	if _, err := WorkerCredentials(t.Context(), "worker.hcl", "", OneTimeOptions{}); err == nil ||
 		!strings.Contains(err.Error(), "worker name is required") {
 		t.Fatalf("err = %v, want worker name is required", err)
+	}
+}
+
+// Every retried method exists in the API: a typo would silently turn its
+// retries off.
+func TestRetryableMethodsExist(t *testing.T) {
+	methods := map[string]bool{}
+	for _, m := range apiv1.Broker_ServiceDesc.Methods {
+		methods[m.MethodName] = true
+	}
+	for _, m := range retryable {
+		if !methods[m] {
+			t.Errorf("retryable method %s is not in the Broker service", m)
+		}
+	}
+	for _, m := range []string{"CreateScope", "RotateKeys", "DestroyKeyVersion", "CreateToken"} {
+		for _, r := range retryable {
+			if r == m {
+				t.Errorf("%s is retried, but its first attempt may have been applied", m)
+			}
+		}
 	}
 }
