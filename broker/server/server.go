@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -17,7 +18,6 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/soheilhy/cmux"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -71,7 +71,6 @@ type Server struct {
 
 	mu     sync.Mutex
 	http   *http.Server // set by Serve
-	mux    cmux.CMux    // set by Serve
 	closed bool         // set by Shutdown
 }
 
@@ -117,91 +116,72 @@ func New(cfg Config) (*Server, error) {
 	mux.Handle("/", http.MaxBytesHandler(gw, maxRequestBytes))
 
 	s := &Server{cfg: cfg, grpc: gs, logger: logger}
-	s.handler = mux
+	// gRPC shares net/http's HTTP/2 server with the JSON API. grpc-go's
+	// own transport is faster (BENCHMARKS.md), but splitting one listener
+	// between the two breaks HTTP/2 JSON clients or gRPC clients that wait
+	// for the server's SETTINGS, so the split is not made.
+	// TODO: an optional separate gRPC listener for throughput.
+	s.handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ProtoMajor == 2 && strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc") {
+			gs.ServeHTTP(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
 	return s, nil
 }
 
-// Serve accepts connections on ln until Shutdown. gRPC connections go to
-// grpc-go's own HTTP/2 transport, everything else (HTTP/JSON, health,
-// metrics) to net/http: the first bytes of each connection decide. With
-// tlsConfig nil it speaks plain HTTP/1.1 and HTTP/2 without TLS (h2c prior
-// knowledge), which gRPC clients use with insecure credentials.
+// Serve accepts connections on ln until Shutdown. With tlsConfig nil it
+// speaks plain HTTP/1.1 and HTTP/2 without TLS (h2c prior knowledge), which
+// gRPC clients use with insecure credentials.
 func (s *Server) Serve(ln net.Listener, tlsConfig *tls.Config) error {
-	if tlsConfig != nil {
-		tc := tlsConfig.Clone()
-		tc.NextProtos = []string{"h2", "http/1.1"}
-		ln = tls.NewListener(ln, tc)
-	}
-	// TLS, if any, ends above: both servers below see plain connections,
-	// and HTTP/2 reaches net/http as prior knowledge.
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)
-	protocols.SetUnencryptedHTTP2(true)
+	protocols.SetHTTP2(true)
+	if tlsConfig == nil {
+		protocols.SetUnencryptedHTTP2(true)
+	}
 	srv := &http.Server{
 		Handler:           s.handler,
 		Protocols:         &protocols,
 		ReadHeaderTimeout: readHeaderTimeout,
 		IdleTimeout:       idleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
+		TLSConfig:         tlsConfig,
 		ErrorLog:          s.logger.StandardLogger(&hclog.StandardLoggerOptions{ForceLevel: hclog.Debug}),
 	}
-	m := cmux.New(ln)
-	// A connection that does not say what it is within the header timeout
-	// is dropped, so silent clients cannot pile up.
-	m.SetReadTimeout(readHeaderTimeout)
-	grpcL := m.MatchWithWriters(cmux.HTTP2MatchHeaderFieldSendSettings("content-type", "application/grpc"))
-	httpL := m.Match(cmux.Any())
-
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		return ln.Close()
+		return nil
 	}
-	s.http, s.mux = srv, m
+	s.http = srv
 	s.mu.Unlock()
 
 	s.logger.Info("serving API", "address", ln.Addr().String(), "tls", tlsConfig != nil)
-	go func() {
-		if err := s.grpc.Serve(grpcL); err != nil && !errors.Is(err, cmux.ErrListenerClosed) && !errors.Is(err, cmux.ErrServerClosed) {
-			s.logger.Error("gRPC server stopped", "error", err)
-		}
-	}()
-	go func() {
-		if err := srv.Serve(httpL); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, cmux.ErrListenerClosed) && !errors.Is(err, cmux.ErrServerClosed) {
-			s.logger.Error("HTTP server stopped", "error", err)
-		}
-	}()
-	err := m.Serve()
-	s.mu.Lock()
-	closed := s.closed
-	s.mu.Unlock()
-	if closed || errors.Is(err, net.ErrClosed) {
+	var err error
+	if tlsConfig != nil {
+		err = srv.ServeTLS(ln, "", "")
+	} else {
+		err = srv.Serve(ln)
+	}
+	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}
 	return err
 }
 
 // Shutdown stops accepting connections and waits for calls in flight until
-// ctx ends; then it cuts the rest.
+// ctx ends.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.closed = true
-	srv, m := s.http, s.mux
+	srv := s.http
 	s.mu.Unlock()
 	if srv == nil {
 		return nil
 	}
-	m.Close()
-	err := srv.Shutdown(ctx)
-	stopped := make(chan struct{})
-	go func() { s.grpc.GracefulStop(); close(stopped) }()
-	select {
-	case <-stopped:
-	case <-ctx.Done():
-		s.grpc.Stop()
-		<-stopped
-	}
-	return err
+	return srv.Shutdown(ctx)
 }
 
 // requireHTTP guards a plain HTTP handler with the same bearer check as
