@@ -103,7 +103,7 @@ func New(cfg Config) (*Server, error) {
 	)
 	apiv1.RegisterBrokerServer(gs, svc)
 
-	gw := runtime.NewServeMux()
+	gw := runtime.NewServeMux(runtime.WithRoutingErrorHandler(routingError))
 	if err := apiv1.RegisterBrokerHandlerServer(context.Background(), gw, svc); err != nil {
 		return nil, fmt.Errorf("new server: register gateway: %w", err)
 	}
@@ -201,6 +201,28 @@ func (s *service) requireHTTP(op auth.Operation, h http.Handler) http.Handler {
 		}
 		h.ServeHTTP(w, r)
 	})
+}
+
+// routingError answers a request that matches no route with 404, or 405
+// when the path exists for another method. The gateway's default maps 405
+// to gRPC UNIMPLEMENTED and so to 501, a server error for a client's
+// mistake.
+func routingError(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, _ *http.Request, httpStatus int) {
+	code := codes.NotFound
+	switch httpStatus {
+	case http.StatusMethodNotAllowed:
+		code = codes.InvalidArgument
+	case http.StatusBadRequest:
+		code = codes.InvalidArgument
+	default:
+		httpStatus = http.StatusNotFound
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(httpStatus)
+	_ = json.NewEncoder(w).Encode(struct {
+		Code    codes.Code `json:"code"`
+		Message string     `json:"message"`
+	}{code, http.StatusText(httpStatus)})
 }
 
 // healthHandler answers GET /v1/sys/health without authentication: 200

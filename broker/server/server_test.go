@@ -52,7 +52,7 @@ type testServer struct {
 
 const maxPlaintext = 1024
 
-func startServer(t *testing.T) *testServer {
+func startServer(t testing.TB) *testServer {
 	t.Helper()
 	ctx := context.Background()
 	key := make([]byte, 32)
@@ -139,6 +139,7 @@ func TestHTTPStatusCodes(t *testing.T) {
 		{"scope exists", "POST", "/v1/scopes", "admin", "application/json", `{"id":"o_1"}`, 409, "already exists"},
 		{"garbage envelope", "POST", "/v1/scopes/o_1/decrypt", "admin", "application/json", `{"purpose":"database","ciphertext":"` + b64("garbage") + `"}`, 400, "decrypt failed"},
 		{"unknown route", "GET", "/v1/nothing", "admin", "", "", 404, ""},
+		{"wrong method", "GET", "/v1/scopes/o_1/encrypt", "admin", "", "", 405, "Method Not Allowed"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
