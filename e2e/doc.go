@@ -34,6 +34,14 @@
 //     says what to install.
 //   - proc starts those servers as child processes that die with the test.
 //   - loopback hands out free loopback ports.
+//   - brokerd runs `brokerd server` for the fault and hygiene suites:
+//     config, start, SIGKILL, restart on the same store, CLI, status,
+//     metrics and what /proc says about the process.
+//
+// Two more suites sit beside the scenarios: faults (plugin crash loops, a
+// hanging plugin, SQLite made immutable or full, PostgreSQL cut through a
+// proxy, brokerd SIGKILLed during rotations on both stores) and hygiene
+// (a full run at debug level searched for every secret in every output).
 //
 // Environment:
 //
