@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
@@ -29,6 +30,10 @@ const DefaultAddress = "http://127.0.0.1:9200"
 // DefaultTimeout bounds one call, retries included, when the caller's
 // context has no deadline.
 const DefaultTimeout = 30 * time.Second
+
+// maxReconnectDelay bounds the wait between reconnection attempts after
+// the broker went away: a restarted broker is found within seconds.
+const maxReconnectDelay = 5 * time.Second
 
 // maxMessageBytes matches the server's request limit with room for the
 // envelope overhead of a maximal plaintext.
@@ -116,6 +121,12 @@ func New(cfg Config) (*Client, error) {
 
 	opts := []grpc.DialOption{
 		grpc.WithTransportCredentials(transport),
+		// gRPC's default reconnect backoff grows to two minutes, so a
+		// client would keep failing long after a restarted broker is back.
+		grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: maxReconnectDelay},
+			MinConnectTimeout: maxReconnectDelay,
+		}),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMessageBytes), grpc.MaxCallSendMsgSize(maxMessageBytes)),
 	}
 	if retries > 0 {
