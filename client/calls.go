@@ -141,8 +141,13 @@ func (c *Client) DestroyKeyVersion(ctx context.Context, scope, versionID string)
 }
 
 // CreateToken makes a client token and returns it with its secret, which
-// the broker never shows again. A ttl of 0 never expires.
+// the broker never shows again. A ttl of 0 never expires; any other ttl is
+// a whole number of seconds, since the broker counts in seconds and
+// rounding a short lifetime down to 0 would make it endless.
 func (c *Client) CreateToken(ctx context.Context, name, role string, scopes []string, ttl time.Duration) (*apiv1.Token, string, error) {
+	if ttl < 0 || ttl%time.Second != 0 {
+		return nil, "", fmt.Errorf("create token: ttl %s: want 0 or a positive whole number of seconds", ttl)
+	}
 	ctx, cancel := c.ctx(ctx)
 	defer cancel()
 	resp, err := c.api.CreateToken(ctx, &apiv1.CreateTokenRequest{Name: name, Role: role, Scopes: scopes,

@@ -108,6 +108,11 @@ func Authorize(p Principal, op Operation, scope string) error {
 	if !ok || !slices.Contains(roles, p.Role) {
 		return fmt.Errorf("%w: role %s may not %s", ErrPermissionDenied, p.Role, op)
 	}
+	if p.Role == RoleAdmin && len(p.Scopes) > 0 {
+		// Create refuses such tokens; one found in the store fails closed.
+		return fmt.Errorf("%w: admin token %s is limited to scopes, which admin tokens cannot be; revoke it",
+			ErrPermissionDenied, p.ID)
+	}
 	limited := len(p.Scopes) > 0 || p.Role == RoleWorker
 	if scope != "" && limited && !slices.Contains(p.Scopes, scope) {
 		return fmt.Errorf("%w: %s is not allowed in scope %q", ErrPermissionDenied, p.ID, scope)

@@ -13,6 +13,8 @@ func TestAuthorize(t *testing.T) {
 	recovery := Principal{ID: RecoveryPrincipal, Role: RoleRecovery}
 	worker := Principal{ID: "w_build", Role: RoleWorker, Scopes: []string{"o_1"}}
 	workerNone := Principal{ID: "w_idle", Role: RoleWorker}
+	// Tokens.Create refuses a scoped admin; one in the store fails closed.
+	scopedAdmin := Principal{ID: "t_scoped", Role: RoleAdmin, Scopes: []string{"o_1"}}
 
 	tests := []struct {
 		name    string
@@ -35,6 +37,8 @@ func TestAuthorize(t *testing.T) {
 		{"worker with no scopes derives nowhere", workerNone, OpDeriveKey, "o_1", `not allowed in scope "o_1"`},
 		{"worker may not decrypt", worker, OpDecrypt, "o_1", "role worker may not data.decrypt"},
 		{"worker reads status", worker, OpStatus, "", ""},
+		{"scoped admin may not create tokens", scopedAdmin, OpCreateToken, "", "admin tokens cannot be"},
+		{"scoped admin may not act in its scope", scopedAdmin, OpEncrypt, "o_1", "admin tokens cannot be"},
 		{"unknown operation denied", admin, Operation("sys.format-disk"), "", "may not sys.format-disk"},
 	}
 	for _, tc := range tests {

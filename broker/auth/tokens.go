@@ -21,6 +21,11 @@ var ErrTokenNotFound = errors.New("token not found")
 // the credential's.
 var ErrStore = errors.New("token store failed")
 
+// ErrInvalidToken means a token to create is malformed: an unknown role,
+// no name, an admin token limited to scopes, or a negative lifetime. The
+// message says which; it is the request's fault.
+var ErrInvalidToken = errors.New("invalid token request")
+
 // TokenInfo describes a client token; it never holds the secret.
 type TokenInfo struct {
 	ID     string
@@ -72,8 +77,12 @@ func NewTokens(st store.AuthStore) *Tokens {
 // Create stores a new token and returns its secret, shown to the caller
 // once. A non-empty secret is used instead of a random one (dev mode's
 // -dev-token); it must pass ValidTokenSyntax. A ttl of 0 never expires.
+//
+// Admin tokens manage every scope and cannot be limited to some: a token
+// that creates tokens could otherwise mint itself an unlimited one. Scope
+// ids are checked by the caller, which knows which scopes exist.
 func (t *Tokens) Create(ctx context.Context, secret, name string, role Role, scopes []string, ttl time.Duration) (string, TokenInfo, error) {
-	if _, err := ParseRole(string(role)); err != nil {
+	if err := checkNewToken(name, role, scopes, ttl); err != nil {
 		return "", TokenInfo{}, fmt.Errorf("create token: %w", err)
 	}
 	var hash []byte
@@ -101,6 +110,23 @@ func (t *Tokens) Create(ctx context.Context, secret, name string, role Role, sco
 		return "", TokenInfo{}, fmt.Errorf("create token %s: %w: %w", name, ErrStore, err)
 	}
 	return secret, tokenInfo(tok), nil
+}
+
+// checkNewToken rejects a token that must not exist.
+func checkNewToken(name string, role Role, scopes []string, ttl time.Duration) error {
+	if _, err := ParseRole(string(role)); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidToken, err)
+	}
+	switch {
+	case name == "":
+		return fmt.Errorf("%w: a token name is required", ErrInvalidToken)
+	case role == RoleAdmin && len(scopes) > 0:
+		return fmt.Errorf("%w: admin tokens manage every scope and cannot be limited to some; "+
+			"make an app token for scopes %s", ErrInvalidToken, strings.Join(scopes, ","))
+	case ttl < 0:
+		return fmt.Errorf("%w: ttl must not be negative", ErrInvalidToken)
+	}
+	return nil
 }
 
 // List returns every client token, revoked and expired ones included.

@@ -66,3 +66,33 @@ func TestCachedTokenExpires(t *testing.T) {
 		t.Errorf("err = %v, want expired", err)
 	}
 }
+
+// Tokens that must not exist are refused before anything is stored.
+func TestCreateRefusesBadTokens(t *testing.T) {
+	ctx := context.Background()
+	tk := NewTokens(storetest.Open(t, storetest.SQLite(t)))
+	tests := []struct {
+		name    string
+		tokName string
+		role    Role
+		scopes  []string
+		ttl     time.Duration
+		wantErr string
+	}{
+		{"scoped admin", "a", RoleAdmin, []string{"o_1"}, 0, "admin tokens manage every scope"},
+		{"built-in role", "r", RoleRecovery, nil, 0, `unknown role "recovery"`},
+		{"no name", "", RoleApp, nil, 0, "name is required"},
+		{"negative ttl", "n", RoleApp, nil, -time.Second, "must not be negative"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, err := tk.Create(ctx, "", tc.tokName, tc.role, tc.scopes, tc.ttl)
+			if !errors.Is(err, ErrInvalidToken) || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("Create = %v, want ErrInvalidToken containing %q", err, tc.wantErr)
+			}
+		})
+	}
+	if toks, err := tk.List(ctx); err != nil || len(toks) != 0 {
+		t.Errorf("List after refused creates = %d tokens, %v; want none", len(toks), err)
+	}
+}

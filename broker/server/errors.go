@@ -35,7 +35,8 @@ func (s *service) fail(err error) error {
 		errors.Is(err, keyring.ErrUnknownDataPurpose),
 		errors.Is(err, keyring.ErrEmptyPlaintext),
 		errors.Is(err, keyring.ErrPlaintextTooLarge),
-		errors.Is(err, keyring.ErrInvalidDeriveInput):
+		errors.Is(err, keyring.ErrInvalidDeriveInput),
+		errors.Is(err, auth.ErrInvalidToken):
 		return status.Error(codes.InvalidArgument, err.Error())
 	case errors.Is(err, keyring.ErrDecrypt):
 		return status.Error(codes.InvalidArgument,

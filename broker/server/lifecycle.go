@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -13,6 +14,11 @@ import (
 	"github.com/kmsbroker/kmsbroker/broker/keyring"
 	apiv1 "github.com/kmsbroker/kmsbroker/proto/api/v1"
 )
+
+// maxTokenTTLSeconds bounds a client token's lifetime: ten years is longer
+// than any credential should live, and keeps the lifetime far inside what
+// a time.Duration holds.
+const maxTokenTTLSeconds = 10 * 365 * 24 * 60 * 60
 
 // defaultDerivedKeyLen is the derived key length when the caller gives 0:
 // an AES-256 key.
@@ -161,18 +167,26 @@ func (s *service) CreateToken(ctx context.Context, req *apiv1.CreateTokenRequest
 	if err != nil {
 		return nil, err
 	}
-	role, err := auth.ParseRole(req.GetRole())
-	if err != nil {
-		return nil, status.Error(codes.InvalidArgument, err.Error())
+	if req.GetTtlSeconds() < 0 || req.GetTtlSeconds() > maxTokenTTLSeconds {
+		return nil, status.Errorf(codes.InvalidArgument, "ttl_seconds %d: want 0 (never expires) to %d",
+			req.GetTtlSeconds(), int64(maxTokenTTLSeconds))
 	}
-	if req.GetName() == "" {
-		return nil, status.Error(codes.InvalidArgument, "a token name is required")
+	var (
+		secret string
+		tok    auth.TokenInfo
+	)
+	// A token limited to a scope that does not exist would be refused
+	// everywhere; a typo in a scope list is caught here instead.
+	for _, id := range req.GetScopes() {
+		if _, err = s.keys.Scope(ctx, id); err != nil {
+			err = fmt.Errorf("create token: limit to scope %q: %w", id, err)
+			break
+		}
 	}
-	if req.GetTtlSeconds() < 0 {
-		return nil, status.Error(codes.InvalidArgument, "ttl must not be negative")
+	if err == nil {
+		ttl := time.Duration(req.GetTtlSeconds()) * time.Second
+		secret, tok, err = s.tokens.Create(ctx, "", req.GetName(), auth.Role(req.GetRole()), req.GetScopes(), ttl)
 	}
-	ttl := time.Duration(req.GetTtlSeconds()) * time.Second
-	secret, tok, err := s.tokens.Create(ctx, "", req.GetName(), role, req.GetScopes(), ttl)
 	if err != nil {
 		err = s.fail(err)
 	}

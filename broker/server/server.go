@@ -103,7 +103,11 @@ func New(cfg Config) (*Server, error) {
 	)
 	apiv1.RegisterBrokerServer(gs, svc)
 
-	gw := runtime.NewServeMux(runtime.WithRoutingErrorHandler(routingError))
+	gw := runtime.NewServeMux(
+		runtime.WithRoutingErrorHandler(routingError),
+		runtime.WithErrorHandler(jsonErrorHandler),
+		jsonMarshaler(),
+	)
 	if err := apiv1.RegisterBrokerHandlerServer(context.Background(), gw, svc); err != nil {
 		return nil, fmt.Errorf("new server: register gateway: %w", err)
 	}
@@ -113,7 +117,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Metrics != nil {
 		mux.Handle("GET /metrics", svc.requireHTTP(auth.OpMetrics, promhttp.HandlerFor(cfg.Metrics, promhttp.HandlerOpts{})))
 	}
-	mux.Handle("/", http.MaxBytesHandler(gw, maxRequestBytes))
+	mux.Handle("/", jsonRequests(maxRequestBytes, gw))
 
 	s := &Server{cfg: cfg, grpc: gs, logger: logger}
 	// gRPC shares net/http's HTTP/2 server with the JSON API. grpc-go's
@@ -195,6 +199,7 @@ func (s *service) requireHTTP(op auth.Operation, h http.Handler) http.Handler {
 			code := http.StatusForbidden
 			if st.Code() == codes.Unauthenticated {
 				code = http.StatusUnauthorized
+				w.Header().Set("WWW-Authenticate", bearerChallenge)
 			}
 			http.Error(w, st.Message(), code)
 			return
@@ -211,18 +216,13 @@ func routingError(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w
 	code := codes.NotFound
 	switch httpStatus {
 	case http.StatusMethodNotAllowed:
-		code = codes.InvalidArgument
+		code = codes.Unimplemented
 	case http.StatusBadRequest:
 		code = codes.InvalidArgument
 	default:
 		httpStatus = http.StatusNotFound
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(httpStatus)
-	_ = json.NewEncoder(w).Encode(struct {
-		Code    codes.Code `json:"code"`
-		Message string     `json:"message"`
-	}{code, http.StatusText(httpStatus)})
+	writeJSONError(w, httpStatus, code, http.StatusText(httpStatus))
 }
 
 // healthHandler answers GET /v1/sys/health without authentication: 200

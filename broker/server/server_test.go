@@ -140,6 +140,17 @@ func TestHTTPStatusCodes(t *testing.T) {
 		{"garbage envelope", "POST", "/v1/scopes/o_1/decrypt", "admin", "application/json", `{"purpose":"database","ciphertext":"` + b64("garbage") + `"}`, 400, "decrypt failed"},
 		{"unknown route", "GET", "/v1/nothing", "admin", "", "", 404, ""},
 		{"wrong method", "GET", "/v1/scopes/o_1/encrypt", "admin", "", "", 405, "Method Not Allowed"},
+		{"not a bearer credential", "GET", "/v1/scopes", "basic", "", "", 401, "not a bearer credential"},
+		{"wrong content type", "POST", "/v1/scopes/o_1/encrypt", "admin", "text/plain", `{"purpose":"database","plaintext":"` + b64("x") + `"}`, 415, "must be application/json"},
+		{"json with charset", "POST", "/v1/scopes/o_1/encrypt", "admin", "application/json; charset=utf-8", `{"purpose":"database","plaintext":"` + b64("x") + `"}`, 200, `"key_version":1`},
+		{"no content type is json", "POST", "/v1/scopes/o_1/encrypt", "admin", "", `{"purpose":"database","plaintext":"` + b64("x") + `"}`, 200, `"ciphertext"`},
+		{"misspelt field", "POST", "/v1/scopes/o_1/encrypt", "admin", "application/json", `{"purpose":"database","plaintext":"` + b64("x") + `","add":"` + b64("ctx") + `"}`, 400, `unknown field \"add\"`},
+		{"body over the limit", "POST", "/v1/scopes/o_1/encrypt", "admin", "application/json", strings.Repeat(" ", maxRequestBytes+1), 413, "over the limit"},
+		{"admin token limited to a scope", "POST", "/v1/tokens", "admin", "application/json", `{"name":"a","role":"admin","scopes":["o_1"]}`, 400, "cannot be limited"},
+		{"token for an unknown scope", "POST", "/v1/tokens", "admin", "application/json", `{"name":"a","role":"app","scopes":["o_9"]}`, 404, "scope not found"},
+		{"token for an invalid scope id", "POST", "/v1/tokens", "admin", "application/json", `{"name":"a","role":"app","scopes":["a/b"]}`, 400, "invalid scope id"},
+		{"token ttl too long", "POST", "/v1/tokens", "admin", "application/json", `{"name":"a","role":"app","ttl_seconds":"9223372036"}`, 400, "ttl_seconds"},
+		{"token without a name", "POST", "/v1/tokens", "admin", "application/json", `{"role":"app"}`, 400, "name is required"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -152,6 +163,8 @@ func TestHTTPStatusCodes(t *testing.T) {
 				req.Header.Set("Authorization", "Bearer "+ts.admin)
 			case "app":
 				req.Header.Set("Authorization", "Bearer "+ts.app)
+			case "basic":
+				req.Header.Set("Authorization", "Basic dXNlcjpwYXNz")
 			case "":
 			default:
 				req.Header.Set("Authorization", "Bearer "+tc.token)
@@ -170,6 +183,9 @@ func TestHTTPStatusCodes(t *testing.T) {
 			}
 			if !strings.Contains(string(body), tc.wantMsg) {
 				t.Errorf("body = %s, want it to contain %q", body, tc.wantMsg)
+			}
+			if got := resp.Header.Get("WWW-Authenticate"); resp.StatusCode == 401 && got != bearerChallenge {
+				t.Errorf("WWW-Authenticate = %q, want %q", got, bearerChallenge)
 			}
 		})
 	}

@@ -71,8 +71,12 @@ var _ apiv1.BrokerServer = (*service)(nil)
 // authorize authenticates the caller from the request's authorization
 // metadata and checks that it may perform op in scope.
 func (s *service) authorize(ctx context.Context, op auth.Operation, scope string) (auth.Principal, error) {
-	credential, ok := bearer(ctx)
-	if !ok {
+	credential, given, ok := bearer(ctx)
+	switch {
+	case !ok && given:
+		return auth.Principal{}, status.Error(codes.Unauthenticated,
+			"the authorization is not a bearer credential: send \"Authorization: Bearer <token>\"")
+	case !ok:
 		return auth.Principal{}, status.Error(codes.Unauthenticated,
 			"missing credential: send \"Authorization: Bearer <token>\"")
 	}
@@ -88,15 +92,19 @@ func (s *service) authorize(ctx context.Context, op auth.Operation, scope string
 
 // bearer returns the bearer credential of an incoming call. The gateway
 // forwards the HTTP Authorization header as "authorization" metadata.
-func bearer(ctx context.Context) (string, bool) {
+// given reports whether any authorization was sent at all.
+func bearer(ctx context.Context) (credential string, given, ok bool) {
 	md, _ := metadata.FromIncomingContext(ctx)
 	for _, v := range md.Get("authorization") {
-		scheme, cred, ok := strings.Cut(v, " ")
-		if ok && strings.EqualFold(scheme, "bearer") && cred != "" {
-			return strings.TrimSpace(cred), true
+		if v != "" {
+			given = true
+		}
+		scheme, cred, found := strings.Cut(v, " ")
+		if found && strings.EqualFold(scheme, "bearer") && strings.TrimSpace(cred) != "" {
+			return strings.TrimSpace(cred), true, true
 		}
 	}
-	return "", false
+	return "", given, false
 }
 
 func (s *service) CreateScope(ctx context.Context, req *apiv1.CreateScopeRequest) (*apiv1.CreateScopeResponse, error) {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -45,7 +46,8 @@ func (c *clientFlags) register(fs *flag.FlagSet, env *cmdEnv) {
 		addr = client.DefaultAddress
 	}
 	fs.StringVar(&c.address, "address", addr, "broker URL (env BROKER_ADDR)")
-	fs.StringVar(&c.token, "token", env.getenv("BROKER_TOKEN"), "client token (env BROKER_TOKEN)")
+	c.token = env.getenv("BROKER_TOKEN")
+	fs.Var((*secretFlag)(&c.token), "token", "client token (env BROKER_TOKEN)")
 	fs.StringVar(&c.caCert, "ca-cert", env.getenv("BROKER_CACERT"), "PEM file that verifies an https broker (env BROKER_CACERT)")
 	fs.StringVar(&c.format, "format", "table", "output format: table or json")
 	fs.StringVar(&c.recoveryConfig, "recovery-config", env.getenv("BROKER_RECOVERY_CONFIG"),
@@ -53,6 +55,18 @@ func (c *clientFlags) register(fs *flag.FlagSet, env *cmdEnv) {
 	fs.StringVar(&c.workerConfig, "worker-auth-config", env.getenv("BROKER_WORKER_AUTH_CONFIG"),
 		"authenticate as a worker with the worker-auth KMS block in this file (env BROKER_WORKER_AUTH_CONFIG)")
 	fs.StringVar(&c.workerName, "worker-name", env.getenv("BROKER_WORKER_NAME"), "the worker's name, with -worker-auth-config (env BROKER_WORKER_NAME)")
+}
+
+// secretFlag is a string flag whose value, a secret, never appears in
+// usage text: the flag package prints a flag's default, and the default
+// of -token is BROKER_TOKEN's value.
+type secretFlag string
+
+func (f *secretFlag) String() string { return "" }
+
+func (f *secretFlag) Set(v string) error {
+	*f = secretFlag(v)
+	return nil
 }
 
 // client connects with the credential the flags choose: a recovery
@@ -135,12 +149,20 @@ func (c *clientFlags) authHint() string {
 	return "no credential given: set -token or BROKER_TOKEN, or -recovery-config"
 }
 
+// printJSON prints m with the proto field names. protojson varies its
+// whitespace on purpose, so its output is re-indented to be the same on
+// every run, for scripts that compare it.
 func printJSON(w io.Writer, m proto.Message) error {
-	b, err := protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true, Indent: "  "}.Marshal(m)
+	b, err := protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true}.Marshal(m)
 	if err != nil {
 		return err
 	}
-	_, err = fmt.Fprintln(w, string(b))
+	var out bytes.Buffer
+	if err := json.Indent(&out, b, "", "  "); err != nil {
+		return err
+	}
+	out.WriteByte('\n')
+	_, err = w.Write(out.Bytes())
 	return err
 }
 
@@ -279,8 +301,7 @@ func (d *dataFlags) register(fs *flag.FlagSet, env *cmdEnv) {
 // value reads the one positional argument, or standard input for "-".
 func value(env *cmdEnv, fs *flag.FlagSet) ([]byte, error) {
 	if fs.NArg() != 1 {
-		fs.Usage()
-		return nil, errUsage
+		return nil, usageErrorf(fs, "give the value as an argument, or - to read standard input")
 	}
 	arg := fs.Arg(0)
 	if arg != "-" {
@@ -302,7 +323,7 @@ func dataCommand(env *cmdEnv, name, argName string, args []string) (*dataFlags, 
 	var df dataFlags
 	fs := newFlags(env, name, argName+"|-")
 	df.register(fs, env)
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseArgs(fs, args, 1); err != nil {
 		return nil, nil, err
 	}
 	if df.scope == "" {

@@ -169,12 +169,15 @@ func runTokensCreate(env *cmdEnv, args []string) error {
 	if name == "" || role == "" {
 		return errors.New("-name and -role are required")
 	}
-	if ttl < 0 {
-		return errors.New("-ttl must not be negative")
+	if ttl < 0 || ttl%time.Second != 0 {
+		return fmt.Errorf("-ttl=%s: want 0 (never expires) or a whole number of seconds, for example 720h", ttl)
 	}
 	var list []string
-	for _, s := range strings.Split(scopes, ",") {
-		if s = strings.TrimSpace(s); s != "" {
+	if scopes != "" {
+		for _, s := range strings.Split(scopes, ",") {
+			if s = strings.TrimSpace(s); s == "" {
+				return fmt.Errorf("-scopes=%q: empty scope id in the list", scopes)
+			}
 			list = append(list, s)
 		}
 	}

@@ -71,8 +71,18 @@ func run(env *cmdEnv, args []string) int {
 	cmds := commands()
 	name, rest := lookup(cmds, args)
 	if name == "" {
-		if len(args) > 0 && args[0] != "-h" && args[0] != "-help" && args[0] != "help" {
-			fmt.Fprintf(env.stderr, "brokerd: unknown command %q\n\n", strings.Join(args, " "))
+		switch {
+		case len(args) == 0, args[0] == "-h", args[0] == "-help", args[0] == "help", args[0] == "--help":
+		case isGroup(cmds, args[0]) && len(args) == 1:
+			fmt.Fprintf(env.stderr, "brokerd %s: give a subcommand\n\n", args[0])
+			cmds = group(cmds, args[0])
+		case isGroup(cmds, args[0]):
+			fmt.Fprintf(env.stderr, "brokerd %s: unknown subcommand %q\n\n", args[0], args[1])
+			cmds = group(cmds, args[0])
+		case args[0] == "-version" || args[0] == "--version":
+			return run(env, []string{"version"})
+		default:
+			fmt.Fprintf(env.stderr, "brokerd: unknown command %q\n\n", args[0])
 		}
 		usage(env.stderr, cmds)
 		return 2
@@ -104,6 +114,23 @@ func lookup(cmds map[string]command, args []string) (string, []string) {
 	return "", nil
 }
 
+// isGroup reports whether name is the first word of several commands,
+// such as scopes.
+func isGroup(cmds map[string]command, name string) bool {
+	return len(group(cmds, name)) > 0
+}
+
+// group returns the commands whose first word is name.
+func group(cmds map[string]command, name string) map[string]command {
+	out := make(map[string]command)
+	for n, c := range cmds {
+		if strings.HasPrefix(n, name+" ") {
+			out[n] = c
+		}
+	}
+	return out
+}
+
 func usage(w io.Writer, cmds map[string]command) {
 	names := make([]string, 0, len(cmds))
 	for n := range cmds {
@@ -131,13 +158,44 @@ func newFlags(env *cmdEnv, name, args string) *flag.FlagSet {
 	return fs
 }
 
-// parseFlags parses args and maps flag errors to errUsage.
+// parseFlags parses args, which must all be flags, and maps flag errors
+// to errUsage.
 func parseFlags(fs *flag.FlagSet, args []string) error {
+	return parseArgs(fs, args, 0)
+}
+
+// parseArgs parses args: flags, then at most positional other arguments.
+// A flag after an argument is named, since the flag package would
+// otherwise take it silently as one more argument.
+func parseArgs(fs *flag.FlagSet, args []string, positional int) error {
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
 		}
 		return errUsage
 	}
+	rest := fs.Args()
+	for _, a := range rest {
+		if len(a) > 1 && a[0] == '-' && a != "--" {
+			return usageErrorf(fs, "flag %s comes after an argument; flags go before it", flagName(a))
+		}
+	}
+	if len(rest) > positional {
+		return usageErrorf(fs, "unexpected argument %q", rest[positional])
+	}
 	return nil
+}
+
+// flagName is the flag part of -name=value, which may hold a secret.
+func flagName(arg string) string {
+	name, _, _ := strings.Cut(arg, "=")
+	return name
+}
+
+// usageErrorf prints a command-line mistake and the command's usage, and
+// returns errUsage.
+func usageErrorf(fs *flag.FlagSet, format string, args ...any) error {
+	fmt.Fprintf(fs.Output(), "brokerd %s: %s\n\n", fs.Name(), fmt.Sprintf(format, args...))
+	fs.Usage()
+	return errUsage
 }
