@@ -49,7 +49,14 @@ type Listener struct {
 	// TLSCertFile and TLSKeyFile are required unless TLSDisable is set.
 	TLSCertFile string
 	TLSKeyFile  string
+	// MaxPlaintextBytes bounds one plaintext in an API request, at most
+	// MaxPlaintextBytesLimit. Default: 0, the server's own (1 MiB).
+	MaxPlaintextBytes int
 }
+
+// MaxPlaintextBytesLimit is the largest max_plaintext_bytes: the keyring
+// seals at most 64 MiB into one envelope.
+const MaxPlaintextBytesLimit = 64 << 20
 
 // Storage is the `storage "<type>"` block.
 type Storage struct {

@@ -214,7 +214,7 @@ func (d *decoder) listener(block *hcl.Block, l *Listener) {
 		return
 	}
 	n := len(d.diags)
-	attrs := d.attributes(block.Body, "address", "tls_disable", "tls_cert_file", "tls_key_file")
+	attrs := d.attributes(block.Body, "address", "tls_disable", "tls_cert_file", "tls_key_file", "max_plaintext_bytes")
 	if d.decode(attrs, "address", &l.Address) {
 		if _, _, err := net.SplitHostPort(l.Address); err != nil {
 			d.add(errorf(attrs["address"].Expr.Range(), "listener address must be host:port"))
@@ -223,6 +223,16 @@ func (d *decoder) listener(block *hcl.Block, l *Listener) {
 	d.decode(attrs, "tls_disable", &l.TLSDisable)
 	d.decode(attrs, "tls_cert_file", &l.TLSCertFile)
 	d.decode(attrs, "tls_key_file", &l.TLSKeyFile)
+	var maxPlaintext string
+	if d.decode(attrs, "max_plaintext_bytes", &maxPlaintext) {
+		size, err := strconv.Atoi(maxPlaintext)
+		if err != nil || size <= 0 || size > MaxPlaintextBytesLimit {
+			d.add(errorf(attrs["max_plaintext_bytes"].Expr.Range(),
+				"max_plaintext_bytes must be a whole number from 1 to %d", MaxPlaintextBytesLimit))
+		} else {
+			l.MaxPlaintextBytes = size
+		}
+	}
 	if len(d.diags) > n {
 		return
 	}

@@ -61,6 +61,8 @@ func TestParseErrors(t *testing.T) {
 			`invalid config: broker.hcl:3,19-30: timeout is not a duration such as "5s" or "1m30s"; broker.hcl:4,19-24: start_timeout must be positive`},
 		{"bad_cache_size.hcl", false,
 			`invalid config: broker.hcl:1,14-16: cache_size must be a whole number from 1 to 10000000`},
+		{"bad_max_plaintext.hcl", false,
+			`invalid config: broker.hcl:3,25-34: max_plaintext_bytes must be a whole number from 1 to 67108864`},
 		{"bad_worker_scopes.hcl", false,
 			`invalid config: broker.hcl:2,19-24: worker_scopes must be a list of scope ids`},
 		{"bad_sha256.hcl", false,
@@ -159,7 +161,8 @@ func TestParseFull(t *testing.T) {
 		t.Errorf("Validate(Server): %v", err)
 	}
 
-	wantListener := Listener{Address: "0.0.0.0:9443", TLSCertFile: "/etc/brokerd/tls.crt", TLSKeyFile: "/etc/brokerd/tls.key"}
+	wantListener := Listener{Address: "0.0.0.0:9443", TLSCertFile: "/etc/brokerd/tls.crt", TLSKeyFile: "/etc/brokerd/tls.key",
+		MaxPlaintextBytes: 65536}
 	if c.Listener != wantListener {
 		t.Errorf("Listener: got %+v, want %+v", c.Listener, wantListener)
 	}
@@ -208,7 +211,7 @@ func TestParseFull(t *testing.T) {
 			StartTimeout: DefaultStartTimeout,
 		},
 	}
-	wantRanges := []string{"broker.hcl:18,1-13", "broker.hcl:26,1-11", "broker.hcl:32,1-11", "broker.hcl:40,1-17"}
+	wantRanges := []string{"broker.hcl:20,1-13", "broker.hcl:28,1-11", "broker.hcl:34,1-11", "broker.hcl:42,1-17"}
 	if len(c.KMS) != len(want) {
 		t.Fatalf("got %d kms blocks, want %d", len(c.KMS), len(want))
 	}

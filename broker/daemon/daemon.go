@@ -129,11 +129,12 @@ func StartWith(ctx context.Context, cfg *config.Config, logger hclog.Logger, pre
 			Audit:  d.audit,
 			Logger: logger,
 		},
-		Audit:   d.audit,
-		Status:  d.status,
-		Ready:   d.ready,
-		Metrics: d.registry,
-		Logger:  logger,
+		Audit:        d.audit,
+		Status:       d.status,
+		Ready:        d.ready,
+		MaxPlaintext: cfg.Listener.MaxPlaintextBytes,
+		Metrics:      d.registry,
+		Logger:       logger,
 	})
 	if err != nil {
 		return nil, err

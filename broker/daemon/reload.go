@@ -320,6 +320,12 @@ func restartRequired(running, next *config.Config) []string {
 	if running.Listener.TLSDisable != next.Listener.TLSDisable {
 		out = append(out, "listener tls_disable")
 	}
+	if running.CacheSize != next.CacheSize {
+		out = append(out, "cache_size")
+	}
+	if running.Listener.MaxPlaintextBytes != next.Listener.MaxPlaintextBytes {
+		out = append(out, "listener max_plaintext_bytes")
+	}
 	if running.Storage != next.Storage {
 		out = append(out, "storage")
 	}

@@ -3,8 +3,12 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
 	"mime"
 	"net/http"
+	"regexp"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc/codes"
@@ -20,10 +24,75 @@ const bearerChallenge = `Bearer realm="kmsbroker"`
 // an unknown field is an error: a misspelt "aad" must not encrypt without
 // the AAD the caller meant to bind.
 func jsonMarshaler() runtime.ServeMuxOption {
-	return runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
+	return runtime.WithMarshalerOption(runtime.MIMEWildcard, quietJSON{&runtime.JSONPb{
 		MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true},
 		UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
-	})
+	}})
+}
+
+// quietJSON is the JSON marshaler with decoding errors that never repeat
+// the request's values. protojson quotes the offending value in its
+// errors ("invalid value for bytes field plaintext: \"...\""), and the
+// value a caller failed to base64-encode is likely the secret itself.
+type quietJSON struct{ *runtime.JSONPb }
+
+func (q quietJSON) Unmarshal(data []byte, v any) error {
+	return quietDecodeError(q.JSONPb.Unmarshal(data, v))
+}
+
+func (q quietJSON) NewDecoder(r io.Reader) runtime.Decoder {
+	return quietDecoder{q.JSONPb.NewDecoder(r)}
+}
+
+// quietDecoder keeps the Token method the gateway uses to refuse data
+// after the body.
+type quietDecoder struct{ runtime.Decoder }
+
+func (d quietDecoder) Decode(v any) error { return quietDecodeError(d.Decoder.Decode(v)) }
+
+func (d quietDecoder) Token() (json.Token, error) {
+	if td, ok := d.Decoder.(interface{ Token() (json.Token, error) }); ok {
+		return td.Token()
+	}
+	return nil, io.EOF
+}
+
+var (
+	// fieldValueError is protojson's "invalid value for <type> field
+	// <name>: <value>"; the name is kept, the value dropped.
+	fieldValueError = regexp.MustCompile(`invalid value for (\w+) field (\w+)`)
+	// unknownFieldError is protojson's `unknown field "<name>"`.
+	unknownFieldError = regexp.MustCompile(`unknown field "([A-Za-z_][A-Za-z0-9_]{0,63})"`)
+	// jsonPosition is protojson's "(line L:C)".
+	jsonPosition = regexp.MustCompile(`\(line \d+:\d+\)`)
+)
+
+// quietDecodeError rewrites a body decoding error to name the field or
+// the position, never a value. io.EOF (an empty body) passes through.
+func quietDecodeError(err error) error {
+	var tooLarge *http.MaxBytesError
+	switch {
+	case err == nil, errors.Is(err, io.EOF):
+		return err
+	case errors.As(err, &tooLarge):
+		return fmt.Errorf("the request body is over the limit of %d bytes", tooLarge.Limit)
+	}
+	msg := err.Error()
+	pos := jsonPosition.FindString(msg)
+	if pos != "" {
+		pos = " " + pos
+	}
+	if m := fieldValueError.FindStringSubmatch(msg); m != nil {
+		hint := ""
+		if m[1] == "bytes" {
+			hint = " (bytes are base64)"
+		}
+		return fmt.Errorf("field %s: not a valid %s value%s%s", m[2], m[1], hint, pos)
+	}
+	if m := unknownFieldError.FindStringSubmatch(msg); m != nil {
+		return fmt.Errorf("unknown field %q%s", m[1], pos)
+	}
+	return fmt.Errorf("the request body is not valid JSON for this call%s", pos)
 }
 
 // jsonErrorHandler is the gateway's error writer with an RFC 6750

@@ -25,6 +25,7 @@ import (
 
 	"github.com/kmsbroker/kmsbroker/broker/audit"
 	"github.com/kmsbroker/kmsbroker/broker/auth"
+	"github.com/kmsbroker/kmsbroker/broker/keyring"
 	apiv1 "github.com/kmsbroker/kmsbroker/proto/api/v1"
 )
 
@@ -34,15 +35,30 @@ const (
 	// secrets and records, not files; 1 MiB leaves room for large records
 	// while keeping a request's memory small.
 	DefaultMaxPlaintext = 1 << 20
-	// maxRequestBytes bounds a request body: a maximal plaintext, base64
-	// encoded in JSON, with room for the other fields.
-	maxRequestBytes = DefaultMaxPlaintext*4/3 + 64<<10
+	// MaxMaxPlaintext is the largest MaxPlaintext allowed: the keyring's
+	// own limit on one envelope.
+	MaxMaxPlaintext = keyring.MaxPlaintextLen
+	// requestOverhead is what a request holds besides its plaintext: the
+	// AAD, the other fields and JSON punctuation.
+	requestOverhead = 64 << 10
 	// maxHeaderBytes bounds request headers; a bearer token is 48 bytes.
 	maxHeaderBytes = 64 << 10
 	// readHeaderTimeout and idleTimeout shed slow or idle clients.
 	readHeaderTimeout = 10 * time.Second
 	idleTimeout       = 2 * time.Minute
+	// DefaultReadTimeout bounds reading one whole request, body included,
+	// and DefaultWriteTimeout handling it and writing the answer: a
+	// maximal request crosses a slow link in seconds, so a client still
+	// sending after this is holding a connection, not using it.
+	DefaultReadTimeout  = 30 * time.Second
+	DefaultWriteTimeout = time.Minute
 )
+
+// maxRequestBytes bounds a request body for a plaintext limit: the
+// plaintext base64-encoded in JSON, plus the other fields.
+func maxRequestBytes(maxPlaintext int) int {
+	return maxPlaintext/3*4 + 4 + requestOverhead
+}
 
 // Config configures a Server.
 type Config struct {
@@ -55,8 +71,12 @@ type Config struct {
 	Status func(context.Context) *apiv1.StatusResponse
 	// Ready reports readiness for GET /v1/sys/health.
 	Ready func() bool
-	// MaxPlaintext bounds one plaintext. Default: DefaultMaxPlaintext.
+	// MaxPlaintext bounds one plaintext, at most MaxMaxPlaintext.
+	// Default: DefaultMaxPlaintext.
 	MaxPlaintext int
+	// ReadTimeout and WriteTimeout bound one request (see
+	// DefaultReadTimeout); 0 means the default.
+	ReadTimeout, WriteTimeout time.Duration
 	// Metrics, when set, is served at /metrics.
 	Metrics prometheus.Gatherer
 	Logger  hclog.Logger
@@ -79,9 +99,19 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Keys == nil || cfg.Tokens == nil || cfg.Authn == nil || cfg.Status == nil || cfg.Ready == nil {
 		return nil, errors.New("new server: keys, tokens, authenticator, status and ready are required")
 	}
-	if cfg.MaxPlaintext <= 0 {
+	switch {
+	case cfg.MaxPlaintext == 0:
 		cfg.MaxPlaintext = DefaultMaxPlaintext
+	case cfg.MaxPlaintext < 0 || cfg.MaxPlaintext > MaxMaxPlaintext:
+		return nil, fmt.Errorf("new server: max plaintext %d: want 1 to %d", cfg.MaxPlaintext, MaxMaxPlaintext)
 	}
+	if cfg.ReadTimeout <= 0 {
+		cfg.ReadTimeout = DefaultReadTimeout
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = DefaultWriteTimeout
+	}
+	maxRequest := maxRequestBytes(cfg.MaxPlaintext)
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
 	}
@@ -98,7 +128,7 @@ func New(cfg Config) (*Server, error) {
 	}
 
 	gs := grpc.NewServer(
-		grpc.MaxRecvMsgSize(maxRequestBytes),
+		grpc.MaxRecvMsgSize(maxRequest),
 		grpc.ChainUnaryInterceptor(recoverUnary(logger)),
 	)
 	apiv1.RegisterBrokerServer(gs, svc)
@@ -117,7 +147,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Metrics != nil {
 		mux.Handle("GET /metrics", svc.requireHTTP(auth.OpMetrics, promhttp.HandlerFor(cfg.Metrics, promhttp.HandlerOpts{})))
 	}
-	mux.Handle("/", jsonRequests(maxRequestBytes, gw))
+	mux.Handle("/", recoverHTTP(logger, jsonRequests(int64(maxRequest), gw)))
 
 	s := &Server{cfg: cfg, grpc: gs, logger: logger}
 	// gRPC shares net/http's HTTP/2 server with the JSON API. grpc-go's
@@ -149,6 +179,8 @@ func (s *Server) Serve(ln net.Listener, tlsConfig *tls.Config) error {
 		Handler:           s.handler,
 		Protocols:         &protocols,
 		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       s.cfg.ReadTimeout,
+		WriteTimeout:      s.cfg.WriteTimeout,
 		IdleTimeout:       idleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
 		TLSConfig:         tlsConfig,
@@ -243,6 +275,24 @@ func healthHandler(ready func() bool) http.HandlerFunc {
 
 // recoverUnary turns a panic in a handler into an internal error, so one
 // bad request cannot take the broker down.
+// recoverHTTP is recoverUnary for the JSON API, whose gateway calls the
+// service directly: a panic answers 500 instead of dropping the
+// connection. The panic value is logged, never the request.
+func recoverHTTP(logger hclog.Logger, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				logger.Error("panic in handler", "method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(v))
+				writeJSONError(w, http.StatusInternalServerError, codes.Internal, "internal error; see the broker log")
+			}
+		}()
+		h.ServeHTTP(w, r)
+	})
+}
+
 func recoverUnary(logger hclog.Logger) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
 		defer func() {

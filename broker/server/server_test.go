@@ -52,7 +52,8 @@ type testServer struct {
 
 const maxPlaintext = 1024
 
-func startServer(t testing.TB) *testServer {
+// startServer serves the API on a loopback port; opts adjust its config.
+func startServer(t testing.TB, opts ...func(*Config)) *testServer {
 	t.Helper()
 	ctx := context.Background()
 	key := make([]byte, 32)
@@ -69,14 +70,18 @@ func startServer(t testing.TB) *testServer {
 
 	ts := &testServer{}
 	ts.ready.Store(true)
-	srv, err := New(Config{
+	cfg := Config{
 		Keys:         keys,
 		Tokens:       tokens,
 		Authn:        &auth.Authenticator{Tokens: tokens},
 		Status:       func(context.Context) *apiv1.StatusResponse { return &apiv1.StatusResponse{Ready: ts.ready.Load()} },
 		Ready:        ts.ready.Load,
 		MaxPlaintext: maxPlaintext,
-	})
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	srv, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,8 +138,9 @@ func TestHTTPStatusCodes(t *testing.T) {
 		{"unknown purpose", "POST", "/v1/scopes/o_1/encrypt", "admin", "application/json", `{"purpose":"backups","plaintext":"` + b64("x") + `"}`, 400, "unknown data purpose"},
 		{"empty plaintext", "POST", "/v1/scopes/o_1/encrypt", "admin", "application/json", `{"purpose":"database","plaintext":""}`, 400, "empty plaintext"},
 		{"plaintext over the limit", "POST", "/v1/scopes/o_1/encrypt", "admin", "application/json", `{"purpose":"database","plaintext":"` + b64(strings.Repeat("a", maxPlaintext+1)) + `"}`, 400, "over the limit of 1024"},
-		{"invalid base64", "POST", "/v1/scopes/o_1/encrypt", "admin", "application/json", `{"purpose":"database","plaintext":"!!!"}`, 400, ""},
-		{"not JSON", "POST", "/v1/scopes/o_1/encrypt", "admin", "application/json", `purpose=database`, 400, ""},
+		{"invalid base64", "POST", "/v1/scopes/o_1/encrypt", "admin", "application/json", `{"purpose":"database","plaintext":"!!!"}`, 400, "field plaintext: not a valid bytes value (bytes are base64)"},
+		{"not JSON", "POST", "/v1/scopes/o_1/encrypt", "admin", "application/json", `purpose=database`, 400, "not valid JSON for this call"},
+		{"data after the body", "POST", "/v1/scopes/o_1/encrypt", "admin", "application/json", `{"purpose":"database","plaintext":"` + b64("x") + `"} {}`, 400, "unexpected data after request body"},
 		{"invalid scope id", "POST", "/v1/scopes", "admin", "application/json", `{"id":"no spaces allowed"}`, 400, "invalid scope id"},
 		{"scope exists", "POST", "/v1/scopes", "admin", "application/json", `{"id":"o_1"}`, 409, "already exists"},
 		{"garbage envelope", "POST", "/v1/scopes/o_1/decrypt", "admin", "application/json", `{"purpose":"database","ciphertext":"` + b64("garbage") + `"}`, 400, "decrypt failed"},
@@ -145,7 +151,7 @@ func TestHTTPStatusCodes(t *testing.T) {
 		{"json with charset", "POST", "/v1/scopes/o_1/encrypt", "admin", "application/json; charset=utf-8", `{"purpose":"database","plaintext":"` + b64("x") + `"}`, 200, `"key_version":1`},
 		{"no content type is json", "POST", "/v1/scopes/o_1/encrypt", "admin", "", `{"purpose":"database","plaintext":"` + b64("x") + `"}`, 200, `"ciphertext"`},
 		{"misspelt field", "POST", "/v1/scopes/o_1/encrypt", "admin", "application/json", `{"purpose":"database","plaintext":"` + b64("x") + `","add":"` + b64("ctx") + `"}`, 400, `unknown field \"add\"`},
-		{"body over the limit", "POST", "/v1/scopes/o_1/encrypt", "admin", "application/json", strings.Repeat(" ", maxRequestBytes+1), 413, "over the limit"},
+		{"body over the limit", "POST", "/v1/scopes/o_1/encrypt", "admin", "application/json", strings.Repeat(" ", maxRequestBytes(maxPlaintext)+1), 413, "over the limit"},
 		{"admin token limited to a scope", "POST", "/v1/tokens", "admin", "application/json", `{"name":"a","role":"admin","scopes":["o_1"]}`, 400, "cannot be limited"},
 		{"token for an unknown scope", "POST", "/v1/tokens", "admin", "application/json", `{"name":"a","role":"app","scopes":["o_9"]}`, 404, "scope not found"},
 		{"token for an invalid scope id", "POST", "/v1/tokens", "admin", "application/json", `{"name":"a","role":"app","scopes":["a/b"]}`, 400, "invalid scope id"},
@@ -304,5 +310,85 @@ func TestStatusJSON(t *testing.T) {
 	}
 	if st["ready"] != true {
 		t.Errorf("ready = %v, want true", st["ready"])
+	}
+}
+
+// A body the API cannot decode is refused without repeating any of its
+// values: a caller who forgot to base64-encode sends the secret itself.
+func TestDecodeErrorsHoldNoValue(t *testing.T) {
+	ts := startServer(t)
+	const secret = "hunter2-not-base64!"
+	bodies := []string{
+		`{"purpose":"database","plaintext":"` + secret + `"}`,
+		`{"purpose":"database","plaintext":"` + b64("x") + `","aad":"` + secret + `"}`,
+		`{"purpose":"database","ciphertext":"` + secret + `"}`,
+		`{"purpose":"database","plaintext":` + secret + `}`,
+		`{"purpose":["` + secret + `"]}`,
+		secret,
+		`{"` + secret + `":1}`,
+	}
+	for _, path := range []string{"/v1/scopes/o_1/encrypt", "/v1/scopes/o_1/decrypt"} {
+		for _, body := range bodies {
+			req, _ := http.NewRequest("POST", ts.url+path, strings.NewReader(body))
+			req.Header.Set("Authorization", "Bearer "+ts.admin)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusBadRequest {
+				t.Errorf("POST %s %s: status %d, want 400", path, body, resp.StatusCode)
+			}
+			if strings.Contains(string(got), "hunter2") {
+				t.Errorf("POST %s %s: the answer repeats the value: %s", path, body, got)
+			}
+		}
+	}
+}
+
+// A client that sends headers and then trickles its body is cut off at
+// the read timeout with the request unanswered.
+func TestSlowBodyIsCut(t *testing.T) {
+	const readTimeout = 500 * time.Millisecond
+	ts := startServer(t, func(c *Config) { c.ReadTimeout = readTimeout })
+	conn, err := net.Dial("tcp", strings.TrimPrefix(ts.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	head := "POST /v1/scopes/o_1/encrypt HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + ts.admin +
+		"\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"
+	if _, err := conn.Write([]byte(head)); err != nil {
+		t.Fatal(err)
+	}
+	conn.SetReadDeadline(time.Now().Add(readTimeout + 10*time.Second))
+	start := time.Now()
+	b, _ := io.ReadAll(conn)
+	if elapsed := time.Since(start); elapsed > readTimeout+5*time.Second {
+		t.Fatalf("connection held for %s, want closed after about %s", elapsed, readTimeout)
+	}
+	if strings.Contains(string(b), "200 OK") {
+		t.Errorf("a request with a missing body was answered: %q", b)
+	}
+}
+
+// The plaintext limit is configurable and says so in its error; a limit
+// beyond the keyring's is refused.
+func TestMaxPlaintextConfigurable(t *testing.T) {
+	ts := startServer(t, func(c *Config) { c.MaxPlaintext = 10 })
+	ctx := context.Background()
+	if _, _, err := ts.client.Encrypt(ctx, "o_1", "database", []byte("0123456789"), nil); err != nil {
+		t.Fatalf("Encrypt at the limit: %v", err)
+	}
+	_, _, err := ts.client.Encrypt(ctx, "o_1", "database", []byte("0123456789a"), nil)
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "over the limit of 10") {
+		t.Errorf("Encrypt over the limit = %v, want InvalidArgument naming the limit", err)
+	}
+	cfg := Config{Keys: keyring.New(nil, nil, keyring.Options{}, nil), Tokens: auth.NewTokens(nil), Authn: &auth.Authenticator{},
+		Status: func(context.Context) *apiv1.StatusResponse { return nil }, Ready: func() bool { return true },
+		MaxPlaintext: MaxMaxPlaintext + 1}
+	if _, err := New(cfg); err == nil || !strings.Contains(err.Error(), "max plaintext") {
+		t.Errorf("New with a limit over the keyring's = %v, want an error", err)
 	}
 }

@@ -132,6 +132,8 @@ func apiError(err error, hint string) error {
 	case codes.Unauthenticated:
 		msg := strings.TrimPrefix(st.Message(), "unauthenticated: ")
 		return fmt.Errorf("not authenticated: %s (%s)", msg, hint)
+	case codes.ResourceExhausted:
+		return fmt.Errorf("the request is over the broker's size limit (listener max_plaintext_bytes): %s", st.Message())
 	}
 	return errors.New(st.Message())
 }

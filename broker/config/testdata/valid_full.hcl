@@ -5,6 +5,8 @@ listener "tcp" {
   address       = "0.0.0.0:9443"
   tls_cert_file = "/etc/brokerd/tls.crt"
   tls_key_file  = "/etc/brokerd/tls.key"
+
+  max_plaintext_bytes = 65536
 }
 
 storage "postgres" {
