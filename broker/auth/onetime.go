@@ -252,9 +252,6 @@ type OneTimeVerifier struct {
 	Now func() time.Time
 }
 
-// RejectReason says why a one-time token was refused, for the audit log.
-type RejectReason string
-
 // Verify returns the principal a one-time token acts as. Every refusal
 // wraps ErrUnauthenticated and names its reason; none reveals key material.
 func (v *OneTimeVerifier) Verify(ctx context.Context, credential string) (Principal, error) {

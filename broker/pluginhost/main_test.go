@@ -85,11 +85,14 @@ var behaviours = map[string]func(){
 		))
 	},
 	// flaky fails Encrypt as unavailable while the file named by its
-	// fail_file setting exists: a KMS outage the process survives.
+	// fail_file setting exists: a KMS outage the process survives. While
+	// the file named by hang_file exists, Encrypt waits for its caller to
+	// give up: a KMS that does not answer.
 	"flaky": func() {
 		sdk.Serve(&flakyWrapper{Wrapper: aead.NewWrapper()}, sdk.WithAAD(), sdk.WithSettings(
 			sdk.Setting{Name: "key", Secret: true},
 			sdk.Setting{Name: "fail_file"},
+			sdk.Setting{Name: "hang_file"},
 		))
 	},
 }
@@ -247,10 +250,11 @@ func (w chatterWrapper) Encrypt(ctx context.Context, pt []byte, opt ...wrapping.
 	return w.Wrapper.Encrypt(ctx, pt, opt...)
 }
 
-// flakyWrapper fails Encrypt while its fail_file exists.
+// flakyWrapper fails Encrypt while its fail_file exists and hangs it
+// while its hang_file exists.
 type flakyWrapper struct {
 	*aead.Wrapper
-	failFile string
+	failFile, hangFile string
 }
 
 func (w *flakyWrapper) SetConfig(ctx context.Context, opt ...wrapping.Option) (*wrapping.WrapperConfig, error) {
@@ -259,10 +263,15 @@ func (w *flakyWrapper) SetConfig(ctx context.Context, opt ...wrapping.Option) (*
 		return nil, err
 	}
 	w.failFile = opts.WithConfigMap["fail_file"]
+	w.hangFile = opts.WithConfigMap["hang_file"]
 	return w.Wrapper.SetConfig(ctx, opt...)
 }
 
 func (w *flakyWrapper) Encrypt(ctx context.Context, pt []byte, opt ...wrapping.Option) (*wrapping.BlobInfo, error) {
+	if _, err := os.Stat(w.hangFile); err == nil {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
 	if _, err := os.Stat(w.failFile); err == nil {
 		return nil, fmt.Errorf("%w: test outage", sdk.ErrBackendUnavailable)
 	} else if !errors.Is(err, os.ErrNotExist) {

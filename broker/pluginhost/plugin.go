@@ -109,6 +109,9 @@ func (c Config) normalize() (Config, error) {
 	if c.LivenessInterval <= 0 {
 		c.LivenessInterval = DefaultLivenessInterval
 	}
+	if c.RecheckInterval <= 0 {
+		c.RecheckInterval = DefaultRecheckInterval
+	}
 	if c.Logger == nil {
 		c.Logger = hclog.NewNullLogger()
 	}
@@ -135,8 +138,8 @@ func (p *Plugin) Encrypt(ctx context.Context, plaintext, aad []byte) (*wrapping.
 	return blob, err
 }
 
-func (p *Plugin) encrypt(ctx context.Context, plaintext, aad []byte) (*wrapping.BlobInfo, error) {
-	ctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
+func (p *Plugin) encrypt(caller context.Context, plaintext, aad []byte) (*wrapping.BlobInfo, error) {
+	ctx, cancel := context.WithTimeout(caller, p.cfg.Timeout)
 	defer cancel()
 	in, err := p.acquire(ctx, opEncrypt)
 	if err != nil {
@@ -150,6 +153,9 @@ func (p *Plugin) encrypt(ctx context.Context, plaintext, aad []byte) (*wrapping.
 	var trailer metadata.MD
 	resp, err := in.rpc.Encrypt(ctx, req, grpc.Trailer(&trailer))
 	if err != nil {
+		if gone := p.callerGone(caller, opEncrypt); gone != nil {
+			return nil, gone
+		}
 		err = p.callErr(ctx, in, opEncrypt, err, trailer)
 		p.recordCall(in, opEncrypt, err)
 		return nil, err
@@ -180,7 +186,7 @@ func (p *Plugin) Decrypt(ctx context.Context, blob *wrapping.BlobInfo, aad []byt
 	return plaintext, err
 }
 
-func (p *Plugin) decrypt(ctx context.Context, blob *wrapping.BlobInfo, aad []byte) ([]byte, error) {
+func (p *Plugin) decrypt(caller context.Context, blob *wrapping.BlobInfo, aad []byte) ([]byte, error) {
 	if blob == nil {
 		return nil, p.decryptErr("no blob")
 	}
@@ -188,7 +194,7 @@ func (p *Plugin) decrypt(ctx context.Context, blob *wrapping.BlobInfo, aad []byt
 	if err != nil {
 		return nil, p.decryptErr("unknown aad binding record")
 	}
-	ctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
+	ctx, cancel := context.WithTimeout(caller, p.cfg.Timeout)
 	defer cancel()
 	in, err := p.acquire(ctx, opDecrypt)
 	if err != nil {
@@ -210,6 +216,9 @@ func (p *Plugin) decrypt(ctx context.Context, blob *wrapping.BlobInfo, aad []byt
 	var trailer metadata.MD
 	resp, err := in.rpc.Decrypt(ctx, req, grpc.Trailer(&trailer))
 	if err != nil {
+		if gone := p.callerGone(caller, opDecrypt); gone != nil {
+			return nil, gone
+		}
 		err = p.callErr(ctx, in, opDecrypt, err, trailer)
 		p.recordCall(in, opDecrypt, err)
 		return nil, err
@@ -259,21 +268,6 @@ func (p *Plugin) ping(ctx context.Context, in *instance) error {
 // would only double the caller's wait on a plugin or KMS that hangs.
 func Retryable(err error) bool {
 	return errors.Is(err, ErrUnavailable) && !errors.Is(err, context.DeadlineExceeded)
-}
-
-// RetryOnce runs call and, if it fails with ErrUnavailable while ctx is
-// still live, runs it once more. The second run waits, within its own
-// per-call deadline, for the process that replaces a lost one, so an
-// idempotent call (Decrypt; Encrypt, whose lost result nobody saw) rides
-// out a plugin crash. Do not use it for calls with side effects beyond
-// the plugin.
-func (p *Plugin) RetryOnce(ctx context.Context, call func(context.Context) error) error {
-	err := call(ctx)
-	if err == nil || !errors.Is(err, ErrUnavailable) || ctx.Err() != nil {
-		return err
-	}
-	p.log.Debug("retrying call once", "error", err)
-	return call(ctx)
 }
 
 // Info returns a snapshot for status output.
@@ -356,6 +350,17 @@ func (p *Plugin) current(op string) (*instance, error) {
 		return nil, fmt.Errorf("%s block %q: %w: plugin is %s", op, p.cfg.Name, ErrUnavailable, state)
 	}
 	return in, nil
+}
+
+// callerGone returns the caller's own context error when the caller gave
+// up (cancelled, or its deadline came before the plugin's): that says
+// nothing about the plugin, so it neither degrades the block nor counts
+// as the plugin's timeout.
+func (p *Plugin) callerGone(caller context.Context, op string) error {
+	if err := caller.Err(); err != nil {
+		return fmt.Errorf("%s block %q: caller gave up: %w", op, p.cfg.Name, err)
+	}
+	return nil
 }
 
 // callErr turns a failed call into ErrUnavailable, ErrDecrypt or a plain

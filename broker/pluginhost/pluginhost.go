@@ -32,6 +32,13 @@ const (
 	// call is made. The call never reaches the KMS, so it is frequent
 	// enough to notice a hung process within seconds.
 	DefaultLivenessInterval = 5 * time.Second
+	// DefaultRecheckInterval is how often a degraded plugin is checked
+	// with a real encrypt and decrypt until one succeeds. A degraded root
+	// keeps the broker unready, and with warm caches no request may reach
+	// the plugin to show it has recovered; the check runs only while
+	// degraded, so it costs at most six KMS round trips a minute after a
+	// real failure, and nothing in steady state.
+	DefaultRecheckInterval = 10 * time.Second
 )
 
 // Config describes one KMS block's plugin. Zero values are the documented
@@ -73,6 +80,9 @@ type Config struct {
 	// period; a failure marks the plugin degraded. 0 (the default) never
 	// calls the KMS on its own, so the check's cost is opt-in and bounded.
 	HealthCheckInterval time.Duration
+	// RecheckInterval is the period of the KMS check while the plugin is
+	// degraded (see DefaultRecheckInterval). 0 means the default.
+	RecheckInterval time.Duration
 	// Logger receives the host's lines and the plugin's own log lines,
 	// tagged block=<Name> plugin=<Type>. nil discards them.
 	Logger hclog.Logger
@@ -97,7 +107,7 @@ var (
 	ErrInvalidConfig = errors.New("invalid plugin configuration")
 	// ErrUnavailable means the plugin or its KMS could not serve the call
 	// now: the process is gone, restarting, not answering, or the call ran
-	// out of time. It is retryable; see RetryOnce.
+	// out of time. Retryable says whether repeating the call may help.
 	ErrUnavailable = errors.New("plugin unavailable")
 	// ErrPluginNotFound means there is no executable plugin at the
 	// resolved path.

@@ -100,8 +100,18 @@ func (p *Plugin) watch(in *instance) string {
 		defer t.Stop()
 		checkTick = t.C
 	}
+	// recheck brings a degraded plugin back to ready when its KMS
+	// answers again, also when no call reaches it.
+	recheck := time.NewTicker(p.cfg.RecheckInterval)
+	defer recheck.Stop()
 	checked := make(chan error, 1)
 	checking := false
+	check := func() {
+		if !checking {
+			checking = true
+			go func() { checked <- p.checkKMS(in) }()
+		}
+	}
 	misses := 0
 	for {
 		select {
@@ -132,9 +142,13 @@ func (p *Plugin) watch(in *instance) string {
 				return fmt.Sprintf("no answer to %d health calls in a row: %v", misses, err)
 			}
 		case <-checkTick:
-			if !checking {
-				checking = true
-				go func() { checked <- p.checkKMS(in) }()
+			check()
+		case <-recheck.C:
+			p.mu.Lock()
+			degraded := p.state == StateDegraded && p.inst == in
+			p.mu.Unlock()
+			if degraded {
+				check()
 			}
 		case err := <-checked:
 			checking = false

@@ -155,43 +155,6 @@ func TestHungPluginReplaced(t *testing.T) {
 	}
 }
 
-func TestRetryOnce(t *testing.T) {
-	p := startAEAD(t, nil)
-	ctx := context.Background()
-	blob, err := p.Encrypt(ctx, []byte("kek"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Kill(p.Info().Pid, syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	attempts := 0
-	var got []byte
-	err = p.RetryOnce(ctx, func(ctx context.Context) error {
-		attempts++
-		var err error
-		got, err = p.Decrypt(ctx, blob, nil)
-		return err
-	})
-	if err != nil || string(got) != "kek" {
-		t.Fatalf("RetryOnce(Decrypt) = %q, %v after %d attempts", got, err, attempts)
-	}
-	if attempts > 2 {
-		t.Errorf("%d attempts; want at most 2", attempts)
-	}
-
-	// A non-retryable error is not retried.
-	attempts = 0
-	err = p.RetryOnce(ctx, func(ctx context.Context) error {
-		attempts++
-		_, err := p.Decrypt(ctx, blob, []byte("other"))
-		return err
-	})
-	if !errors.Is(err, ErrDecrypt) || attempts != 1 {
-		t.Errorf("RetryOnce with a decrypt failure: %v after %d attempts; want ErrDecrypt after 1", err, attempts)
-	}
-}
-
 // TestFailedStateAndRecovery removes the binary and kills the process: the
 // restart fails for good reason (failed state, calls fail fast), and
 // putting the binary back brings the block back.
@@ -444,5 +407,72 @@ func TestBackoff(t *testing.T) {
 		if len(seen) < 2 {
 			t.Errorf("backoff(%d) returned one value 50 times; want jitter", tt.attempt)
 		}
+	}
+}
+
+// A caller that gives up says nothing about the plugin: the call ends
+// with the caller's own error and the block stays ready. (It used to be
+// reported as the plugin's timeout and degrade the block, which for root
+// made the broker unready.)
+func TestCallerGivingUpDoesNotDegrade(t *testing.T) {
+	hangFile := filepath.Join(t.TempDir(), "hang")
+	p := startPlugin(t, Config{
+		Name: "flaky", Type: "flaky", Directory: testBin, Logger: testLogger(t),
+		Settings: map[string]string{"key": testKey, "hang_file": hangFile},
+	})
+	if err := os.WriteFile(hangFile, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for name, giveUp := range map[string]func() (context.Context, context.CancelFunc){
+		"deadline": func() (context.Context, context.CancelFunc) {
+			return context.WithTimeout(context.Background(), 200*time.Millisecond)
+		},
+		"cancel": func() (context.Context, context.CancelFunc) {
+			ctx, cancel := context.WithCancel(context.Background())
+			time.AfterFunc(200*time.Millisecond, cancel)
+			return ctx, cancel
+		},
+	} {
+		ctx, cancel := giveUp()
+		_, err := p.Encrypt(ctx, []byte("x"), nil)
+		cancel()
+		if err == nil || errors.Is(err, ErrUnavailable) || ctx.Err() == nil || !errors.Is(err, ctx.Err()) {
+			t.Errorf("%s: Encrypt = %v; want the caller's %v, not ErrUnavailable", name, err, ctx.Err())
+		}
+		if info := p.Info(); info.State != StateReady {
+			t.Errorf("%s: state %q (last error %q) after the caller gave up; want ready", name, info.State, info.LastError)
+		}
+	}
+}
+
+// A degraded plugin is checked again on its own and turns ready when its
+// KMS answers, with no call needed to reach it.
+func TestDegradedPluginRechecked(t *testing.T) {
+	failFile := filepath.Join(t.TempDir(), "outage")
+	p := startPlugin(t, Config{
+		Name: "flaky", Type: "flaky", Directory: testBin, Logger: testLogger(t),
+		Settings:        map[string]string{"key": testKey, "fail_file": failFile},
+		RecheckInterval: 100 * time.Millisecond,
+	})
+	if err := os.WriteFile(failFile, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Encrypt(context.Background(), []byte("x"), nil); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Encrypt during the outage: %v; want ErrUnavailable", err)
+	}
+	// Rechecks during the outage keep it degraded.
+	time.Sleep(500 * time.Millisecond)
+	if got := p.Info().State; got != StateDegraded {
+		t.Fatalf("during the outage: state %q, want degraded", got)
+	}
+	if err := os.Remove(failFile); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for p.Info().State != StateReady {
+		if time.Now().After(deadline) {
+			t.Fatalf("still %q 10s after the outage ended; want ready from a recheck", p.Info().State)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -20,10 +20,6 @@ import (
 // a time.Duration holds.
 const maxTokenTTLSeconds = 10 * 365 * 24 * 60 * 60
 
-// defaultDerivedKeyLen is the derived key length when the caller gives 0:
-// an AES-256 key.
-const defaultDerivedKeyLen = 32
-
 // record writes an audit event for a security-relevant call; err nil is
 // success.
 func (s *service) record(p auth.Principal, op auth.Operation, scope string, version uint32, target string, err error) {
@@ -61,7 +57,7 @@ func (s *service) DeriveKey(ctx context.Context, req *apiv1.DeriveKeyRequest) (*
 	}
 	length := int(req.GetLength())
 	if length == 0 {
-		length = defaultDerivedKeyLen
+		length = keyring.DefaultDerivedKeyLen
 	}
 	key, version, err := s.keys.DeriveKey(ctx, req.GetScopeId(), req.GetUserId(), req.GetSessionId(), length, req.GetKeyVersion())
 	if err != nil {
