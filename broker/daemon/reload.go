@@ -198,11 +198,9 @@ func (d *Daemon) reloadBlock(ctx context.Context, b *block, next *config.KMS, di
 	if !pluginChanged(runningPC, pc) {
 		return retiree{}, nil
 	}
-	// TODO: the new plugin records no metrics: pluginhost writes a
-	// block's series from every Plugin of that name, so a failed
-	// candidate or the retired plugin would overwrite the serving one's
-	// state. pluginhost needs a way to hand a block's series over.
-	pc.Registerer = nil
+	// The candidate records nothing until it serves: the block's series
+	// belong to the running plugin until the swap.
+	pc.Registerer, pc.MetricsPaused = d.registry, true
 
 	log := d.logger.With("block", k.Name)
 	log.Info("kms block changed; starting a new plugin")
@@ -222,11 +220,14 @@ func (d *Daemon) reloadBlock(ctx context.Context, b *block, next *config.KMS, di
 	}
 
 	oldInfo := b.Info()
-	old, ok := b.swap(&k, pc, p)
+	serving := pc
+	serving.MetricsPaused = false
+	old, ok := b.swap(&k, serving, p)
 	if !ok {
 		p.Stop()
 		return retiree{}, errors.New("the broker is stopping")
 	}
+	p.TakeOverMetrics(old)
 	d.logger.Info("kms block reloaded", append(b.effective(), "old_pid", oldInfo.Pid)...)
 	if slices.Contains(k.Purposes, purpose.Root) {
 		// Learns the key id root wraps with now, and readiness.
@@ -297,6 +298,7 @@ func pluginChanged(running, next pluginhost.Config) bool {
 		running.StartTimeout != next.StartTimeout ||
 		running.LivenessInterval != next.LivenessInterval ||
 		running.HealthCheckInterval != next.HealthCheckInterval ||
+		running.MaxRestartBackoff != next.MaxRestartBackoff ||
 		!maps.Equal(running.Settings, next.Settings)
 }
 

@@ -234,6 +234,27 @@ func TestReload(t *testing.T) {
 		})
 	}
 
+	// The reloaded plugins' series are the block's: the retired plugin
+	// stopping did not mark a serving block stopped, and calls count on.
+	t.Run("metrics follow the serving plugin", func(t *testing.T) {
+		for _, block := range []string{"aead", "aead#2"} {
+			if got := metricValue(t, d, "kmsbroker_plugin_state", "block", block, "state", "ready"); got != 1 {
+				t.Errorf("%s state ready = %v, want 1", block, got)
+			}
+			if got := metricValue(t, d, "kmsbroker_plugin_state", "block", block, "state", "stopped"); got != 0 {
+				t.Errorf("%s state stopped = %v, want 0", block, got)
+			}
+		}
+		before := metricValue(t, d, "kmsbroker_plugin_calls_total", "block", "aead", "operation", "encrypt", "result", "ok")
+		if _, err := d.Keyring().CreateScope(ctx, "o_reload_metrics", ""); err != nil {
+			t.Fatal(err)
+		}
+		after := metricValue(t, d, "kmsbroker_plugin_calls_total", "block", "aead", "operation", "encrypt", "result", "ok")
+		if after != before+1 {
+			t.Errorf("root encrypt calls went from %v to %v after one scope was created, want one more", before, after)
+		}
+	})
+
 	t.Run("restart required names each change", func(t *testing.T) {
 		for _, want := range []string{"setting=\"listener address\"", "setting=storage",
 			"no block serves exactly purposes worker-auth any more", "recovery,worker-auth added"} {
@@ -477,4 +498,38 @@ func TestStartLogsTransitSources(t *testing.T) {
 			}
 		})
 	}
+}
+
+// metricValue reads one series of the daemon's registry; labels are
+// name, value pairs that must all match. A missing series is 0.
+func metricValue(t *testing.T, d *Daemon, name string, labels ...string) float64 {
+	t.Helper()
+	families, err := d.registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+	series:
+		for _, m := range f.GetMetric() {
+			got := map[string]string{}
+			for _, l := range m.GetLabel() {
+				got[l.GetName()] = l.GetValue()
+			}
+			for i := 0; i+1 < len(labels); i += 2 {
+				if got[labels[i]] != labels[i+1] {
+					continue series
+				}
+			}
+			switch {
+			case m.GetCounter() != nil:
+				return m.GetCounter().GetValue()
+			case m.GetGauge() != nil:
+				return m.GetGauge().GetValue()
+			}
+		}
+	}
+	return 0
 }

@@ -2,6 +2,7 @@ package pluginhost
 
 import (
 	"errors"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -35,10 +36,13 @@ type collectors struct {
 	state    *prometheus.GaugeVec
 }
 
-// metrics records one block's series. A nil *metrics records nothing.
+// metrics records one block's series. A nil *metrics records nothing, and
+// neither does a paused one: a block's series belong to the one Plugin
+// that serves it, while a reload's candidate starts beside it.
 type metrics struct {
 	c           collectors
 	block, kind string
+	paused      atomic.Bool
 }
 
 func newMetrics(reg prometheus.Registerer, block, kind string) *metrics {
@@ -88,7 +92,7 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
 }
 
 func (m *metrics) observe(op string, err error, d time.Duration) {
-	if m == nil {
+	if m == nil || m.paused.Load() {
 		return
 	}
 	m.c.calls.WithLabelValues(m.block, m.kind, op, result(err)).Inc()
@@ -96,16 +100,21 @@ func (m *metrics) observe(op string, err error, d time.Duration) {
 }
 
 func (m *metrics) restarted() {
-	if m == nil {
+	if m == nil || m.paused.Load() {
 		return
 	}
 	m.c.restarts.WithLabelValues(m.block, m.kind).Inc()
 }
 
 func (m *metrics) setState(state string) {
-	if m == nil {
+	if m == nil || m.paused.Load() {
 		return
 	}
+	m.publish(state)
+}
+
+// publish writes the state gauge.
+func (m *metrics) publish(state string) {
 	for _, s := range allStates {
 		v := 0.0
 		if s == state {

@@ -69,6 +69,9 @@ func Start(ctx context.Context, cfg Config) (*Plugin, error) {
 		changed: make(chan struct{}),
 	}
 	p.metrics = newMetrics(cfg.Registerer, cfg.Name, cfg.Type)
+	if p.metrics != nil {
+		p.metrics.paused.Store(cfg.MetricsPaused)
+	}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	p.setState(StateStarting, "")
 
@@ -268,6 +271,31 @@ func (p *Plugin) ping(ctx context.Context, in *instance) error {
 // would only double the caller's wait on a plugin or KMS that hangs.
 func Retryable(err error) bool {
 	return errors.Is(err, ErrUnavailable) && !errors.Is(err, context.DeadlineExceeded)
+}
+
+// TakeOverMetrics makes p record its block's series in place of from,
+// which stops recording: the hand-over of a reload. p must have been
+// started with Config.MetricsPaused, and both must share a Registerer.
+func (p *Plugin) TakeOverMetrics(from *Plugin) {
+	if from != nil && from.metrics != nil {
+		from.metrics.paused.Store(true)
+		p.mu.Lock()
+		samePlugin := p.cfg.Type == from.cfg.Type
+		p.mu.Unlock()
+		if !samePlugin {
+			// Another plugin type serves the block now: the old type's
+			// series drop to zero.
+			from.metrics.publish("")
+		}
+	}
+	if p.metrics == nil {
+		return
+	}
+	p.metrics.paused.Store(false)
+	p.mu.Lock()
+	state := p.state
+	p.mu.Unlock()
+	p.metrics.publish(state)
 }
 
 // Info returns a snapshot for status output.

@@ -89,6 +89,10 @@ type Config struct {
 	// Registerer, when set, receives the plugin metrics (see metrics.go).
 	// Plugins may share one Registerer.
 	Registerer prometheus.Registerer
+	// MetricsPaused starts the plugin without recording its block's
+	// series until TakeOverMetrics: a reload's candidate must not
+	// overwrite the series of the plugin serving the same block.
+	MetricsPaused bool
 	// CheckSettings, when set, is given the names of the settings the
 	// plugin declares and rejects Settings that do not fit them, before
 	// the plugin is configured. BlockConfig sets it to the config's check,
