@@ -42,6 +42,10 @@ func (a *Authenticator) Authenticate(ctx context.Context, credential string) (Pr
 }
 
 func (a *Authenticator) record(kind, principal string, err error) {
+	if principal == "" {
+		// Refused before it proved anything: the caller is anonymous.
+		principal = AnonymousPrincipal
+	}
 	e := audit.Event{Principal: principal, Operation: "auth." + kind, Result: audit.ResultOK}
 	switch {
 	case errors.Is(err, ErrUnauthenticated):

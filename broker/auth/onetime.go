@@ -73,8 +73,16 @@ const (
 	// creation: long enough for a slow KMS round trip and clock drift
 	// between client and broker, short enough to bound replay storage.
 	DefaultOneTimeValidity = 5 * time.Minute
+	// MaxOneTimeValidity is the longest Validity a verifier accepts.
+	MaxOneTimeValidity = time.Hour
 	// maxFutureSkew tolerates a client clock that runs ahead.
 	maxFutureSkew = time.Minute
+	// nonceRetention is how long after a token's creation its nonce is
+	// kept. It does not depend on this broker's Validity, since another
+	// broker on the same store may accept tokens for longer (up to
+	// MaxOneTimeValidity), and it adds maxFutureSkew because the broker
+	// that prunes may run ahead of the one that checks.
+	nonceRetention = MaxOneTimeValidity + maxFutureSkew
 	// nonceLen is 256 bits: collisions between honest clients never
 	// happen, so a seen nonce is always a replay.
 	nonceLen = 32
@@ -243,7 +251,7 @@ type OneTimeVerifier struct {
 	// Nonces records used nonces, shared by every broker on one store.
 	Nonces store.AuthStore
 	// Validity is how long after creation a token is accepted. Default:
-	// DefaultOneTimeValidity.
+	// DefaultOneTimeValidity; at most MaxOneTimeValidity.
 	Validity time.Duration
 	// WorkerScopes are the scopes a worker may derive keys in; empty
 	// means none.
@@ -285,6 +293,7 @@ func (v *OneTimeVerifier) Verify(ctx context.Context, credential string) (Princi
 	if validity <= 0 {
 		validity = DefaultOneTimeValidity
 	}
+	validity = min(validity, MaxOneTimeValidity)
 	t := now()
 	switch {
 	case p.created.After(t.Add(maxFutureSkew)):
@@ -295,8 +304,8 @@ func (v *OneTimeVerifier) Verify(ctx context.Context, credential string) (Princi
 			ErrUnauthenticated, kind, t.Sub(p.created).Round(time.Second), validity)
 	}
 	// The nonce must be remembered until the token could no longer pass
-	// the age check above.
-	if err := v.Nonces.UseNonce(ctx, p.nonce, p.created.Add(validity)); err != nil {
+	// the age check above on any broker sharing the store.
+	if err := v.Nonces.UseNonce(ctx, p.nonce, p.created.Add(nonceRetention)); err != nil {
 		if errors.Is(err, store.ErrNonceUsed) {
 			return Principal{}, fmt.Errorf("%w: %s token was already used", ErrUnauthenticated, kind)
 		}

@@ -176,3 +176,44 @@ func FuzzDecodeOneTime(f *testing.F) {
 		}
 	})
 }
+
+// TestNonceOutlivesShorterValidity is the regression test for a replay
+// across brokers: one broker with a short validity, or a clock behind the
+// store's, recorded the nonce only until its own expiry, and the next
+// verification pruned it, so a broker with a longer validity accepted the
+// same token again.
+func TestNonceOutlivesShorterValidity(t *testing.T) {
+	ctx := context.Background()
+	kms := purpose.NewRouter(map[purpose.Purpose]purpose.Wrapper{purpose.Recovery: newAEAD(t)}, nil)
+	nonces := storetest.Open(t, storetest.SQLite(t))
+	created := time.Now().Add(-4 * time.Minute)
+	tok, err := MintOneTime(ctx, kms, KindRecovery, "", created)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Broker a runs three minutes behind and accepts tokens for two.
+	a := &OneTimeVerifier{KMS: kms, Nonces: nonces, Validity: 2 * time.Minute,
+		Now: func() time.Time { return time.Now().Add(-3 * time.Minute) }}
+	if _, err := a.Verify(ctx, tok); err != nil {
+		t.Fatalf("broker a: %v", err)
+	}
+	// Broker b keeps real time and accepts tokens for ten minutes.
+	b := &OneTimeVerifier{KMS: kms, Nonces: nonces, Validity: 10 * time.Minute}
+	if _, err := b.Verify(ctx, tok); !errors.Is(err, ErrUnauthenticated) || !strings.Contains(err.Error(), "already used") {
+		t.Fatalf("replay on broker b = %v, want ErrUnauthenticated: already used", err)
+	}
+}
+
+func TestValidityIsCapped(t *testing.T) {
+	ctx := context.Background()
+	kms := purpose.NewRouter(map[purpose.Purpose]purpose.Wrapper{purpose.Recovery: newAEAD(t)}, nil)
+	tok, err := MintOneTime(ctx, kms, KindRecovery, "", time.Now().Add(-2*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := &OneTimeVerifier{KMS: kms, Nonces: storetest.Open(t, storetest.SQLite(t)), Validity: 24 * time.Hour}
+	if _, err := v.Verify(ctx, tok); !errors.Is(err, ErrUnauthenticated) || !strings.Contains(err.Error(), "valid for 1h0m0s") {
+		t.Fatalf("two-hour-old token with a 24h validity = %v, want expired, valid for 1h0m0s", err)
+	}
+}

@@ -98,6 +98,12 @@ type Auth struct {
 // the store keeps few nonces.
 const DefaultOneTimeTokenValidity = 5 * time.Minute
 
+// MaxOneTimeTokenValidity caps one_time_token_validity. Brokers sharing a
+// store keep every used nonce this long whatever their own setting, so a
+// token one broker accepts cannot be replayed on another whose nonce
+// record was already pruned; the cap keeps that record small.
+const MaxOneTimeTokenValidity = time.Hour
+
 // KMS is one `kms "<type>" { ... }` block.
 type KMS struct {
 	// Name identifies the block in logs and status: its type, or

@@ -260,6 +260,10 @@ var storageTypes = []string{"sqlite", "postgres"}
 func (d *decoder) auth(block *hcl.Block, a *Auth) {
 	attrs := d.attributes(block.Body, "one_time_token_validity", "worker_scopes")
 	d.duration(attrs, "one_time_token_validity", &a.OneTimeTokenValidity)
+	if a.OneTimeTokenValidity > MaxOneTimeTokenValidity {
+		d.add(errorf(attrs["one_time_token_validity"].Expr.Range(),
+			"one_time_token_validity must be at most %s", MaxOneTimeTokenValidity))
+	}
 	attr, ok := attrs["worker_scopes"]
 	if !ok {
 		return

@@ -65,6 +65,8 @@ func TestParseErrors(t *testing.T) {
 			`invalid config: broker.hcl:3,25-34: max_plaintext_bytes must be a whole number from 1 to 67108864`},
 		{"bad_worker_scopes.hcl", false,
 			`invalid config: broker.hcl:2,19-24: worker_scopes must be a list of scope ids`},
+		{"long_token_validity.hcl", false,
+			`invalid config: broker.hcl:2,29-33: one_time_token_validity must be at most 1h0m0s`},
 		{"bad_sha256.hcl", false,
 			`invalid config: broker.hcl:4,19-27: plugin_sha256 must be 64 hexadecimal digits`},
 		{"list_setting.hcl", false,

@@ -318,6 +318,9 @@ func (d *Daemon) status(ctx context.Context) *apiv1.StatusResponse {
 	} else {
 		resp.RootKeys.CurrentKeyId = rk.CurrentKeyID
 		resp.RootKeys.OnOtherKeys = uint32(rk.OnOtherKeys)
+		if d.previousRootSameKeyID(rk.CurrentKeyID) {
+			resp.RootKeys.Error = errSameRootKeyID.Error()
+		}
 		resp.RootKeys.KeyVersions = make(map[string]uint32, len(rk.KeyVersions))
 		for id, n := range rk.KeyVersions {
 			resp.RootKeys.KeyVersions[id] = uint32(n)
@@ -331,6 +334,27 @@ func (d *Daemon) status(ctx context.Context) *apiv1.StatusResponse {
 		d.logger.Warn("store ping failed", "error", err)
 	}
 	return resp
+}
+
+// errSameRootKeyID is reported when root and previous-root name the same
+// key: the counts by key id then cannot show what still depends on
+// previous-root, and on_other_keys reading 0 would wrongly say it can go.
+var errSameRootKeyID = errors.New("root and previous-root report the same key id, " +
+	"so the counts cannot tell which KEK versions still need previous-root; give the two keys distinct key ids")
+
+// previousRootSameKeyID reports whether a ready previous-root block
+// reports current, the key id the root purpose wraps with.
+func (d *Daemon) previousRootSameKeyID(current string) bool {
+	blk := d.cfg.Block(purpose.PreviousRoot)
+	if blk == nil {
+		return false
+	}
+	b, ok := d.blocks[blk.Name]
+	if !ok {
+		return false
+	}
+	info := b.Info()
+	return info.State == pluginhost.StateReady && info.KeyID == current
 }
 
 // rootProbeInterval is how often a failed root KMS is probed again. Each
@@ -369,8 +393,12 @@ func (d *Daemon) tryProbe(ctx context.Context) bool {
 	d.rootOK.Store(err == nil)
 	if err != nil {
 		d.logger.Error("root KMS probe failed", "purpose", "root", "error", err)
+		return false
 	}
-	return err == nil
+	if id, err := d.router.RootKeyID(ctx); err == nil && d.previousRootSameKeyID(id) {
+		d.logger.Warn("root key status unreliable", "purpose", "previous-root", "key_id", id, "error", errSameRootKeyID)
+	}
+	return true
 }
 
 // rootProbeTimeout bounds one probe: a wrap and an unwrap.

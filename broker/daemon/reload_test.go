@@ -533,3 +533,34 @@ func metricValue(t *testing.T, d *Daemon, name string, labels ...string) float64
 	}
 	return 0
 }
+
+// TestStatusFlagsSameRootKeyID is the regression test for a status that
+// said previous-root could go when it named the same key as root: with
+// equal key ids the counts by key id cannot tell, and status says so.
+func TestStatusFlagsSameRootKeyID(t *testing.T) {
+	tests := []struct {
+		name      string
+		rootKeyID string
+		wantError string
+	}{
+		{"distinct key ids", "root-1", ""},
+		{"same key id", "wa-1", "report the same key id"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := baseParams(t).with("ROOT_KEY_ID", tt.rootKeyID, "WA_PURPOSES", `"previous-root"`)
+			d, logs := start(t, p.config(t, "reload.hcl"))
+			rk := d.status(context.Background()).GetRootKeys()
+			if rk.GetCurrentKeyId() != tt.rootKeyID {
+				t.Fatalf("current key id %q, want %q", rk.GetCurrentKeyId(), tt.rootKeyID)
+			}
+			got := rk.GetError()
+			if tt.wantError == "" && got != "" || !strings.Contains(got, tt.wantError) {
+				t.Errorf("root key status error %q, want %q", got, tt.wantError)
+			}
+			if logged := strings.Contains(logs.String(), "root key status unreliable"); logged != (tt.wantError != "") {
+				t.Errorf("warning logged: %v, want %v", logged, tt.wantError != "")
+			}
+		})
+	}
+}

@@ -74,6 +74,24 @@ func newEntry(keys store.ScopeKeys, now time.Time) *scopeEntry {
 	return e
 }
 
+// replacedFor returns how long before now the data key version ref was
+// replaced as its purpose's active version: the age of the oldest version
+// newer than it. It is negative if that version's creation time is after
+// now (clocks of brokers sharing a store disagree), and zero if ref is the
+// newest.
+func (e *scopeEntry) replacedFor(ref dataRef, now time.Time) time.Duration {
+	var next store.DataKeyVersion
+	for r, d := range e.data {
+		if r.code == ref.code && r.version > ref.version && (next.Version == 0 || r.version < next.Version) {
+			next = d
+		}
+	}
+	if next.Version == 0 {
+		return 0
+	}
+	return now.Sub(next.CreateTime)
+}
+
 // kek returns the unwrapped KEK version v, or nil if the entry does not
 // have it yet; retired reports that the entry has left the cache.
 func (e *scopeEntry) kek(v uint32) (k *secretKey, retired bool) {

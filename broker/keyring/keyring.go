@@ -112,6 +112,10 @@ const (
 	// indexed read per active scope per second, and a second is as long
 	// as another broker's rotation can go unseen.
 	DefaultStaleAfter = time.Second
+	// minDestroyGrace is the shortest Options.DestroyGrace: on a single
+	// broker it still covers a data call that picked the old version just
+	// before a rotation and is sealing with it.
+	minDestroyGrace = time.Second
 	// sharedCallTimeout bounds a root KMS or store call that several
 	// callers wait on together: it runs detached from the first caller's
 	// context, so one caller giving up does not fail the others. The
@@ -138,6 +142,14 @@ type Options struct {
 	// generation is checked against the store; 0 means DefaultStaleAfter,
 	// a negative value means never (a single broker that owns its store).
 	StaleAfter time.Duration
+	// DestroyGrace is how long a data key version must have been
+	// replaced by a newer one before DestroyKeyVersion accepts it. A
+	// broker that has not yet seen a rotation made elsewhere encrypts
+	// with the old version for up to StaleAfter, and destroying it then
+	// would leave those envelopes undecryptable. 0 means twice
+	// StaleAfter (so brokers' clocks may disagree by up to StaleAfter),
+	// and never less than a second.
+	DestroyGrace time.Duration
 	// Registerer, if set, receives the keyring's metrics: cache hits,
 	// misses, root KMS calls and cached scopes.
 	Registerer prometheus.Registerer
@@ -145,15 +157,16 @@ type Options struct {
 
 // Keyring holds the scopes' key hierarchy. It is safe for concurrent use.
 type Keyring struct {
-	st         store.KeyStore
-	root       RootKMS
-	now        func() time.Time
-	staleAfter time.Duration
-	log        hclog.Logger
-	cache      *cache
-	flight     singleflight.Group
-	closed     atomic.Bool
-	stats      stats
+	st           store.KeyStore
+	root         RootKMS
+	now          func() time.Time
+	staleAfter   time.Duration
+	destroyGrace time.Duration
+	log          hclog.Logger
+	cache        *cache
+	flight       singleflight.Group
+	closed       atomic.Bool
+	stats        stats
 }
 
 // New returns a keyring over st whose KEKs the root KMS protects. It makes
@@ -168,16 +181,21 @@ func New(st store.KeyStore, root RootKMS, opts Options, logger hclog.Logger) *Ke
 	if opts.StaleAfter == 0 {
 		opts.StaleAfter = DefaultStaleAfter
 	}
+	if opts.DestroyGrace == 0 {
+		opts.DestroyGrace = 2 * opts.StaleAfter
+	}
+	opts.DestroyGrace = max(opts.DestroyGrace, minDestroyGrace)
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
 	k := &Keyring{
-		st:         st,
-		root:       root,
-		now:        opts.Now,
-		staleAfter: opts.StaleAfter,
-		log:        logger.Named("keyring"),
-		cache:      newCache(opts.CacheSize),
+		st:           st,
+		root:         root,
+		now:          opts.Now,
+		staleAfter:   opts.StaleAfter,
+		destroyGrace: opts.DestroyGrace,
+		log:          logger.Named("keyring"),
+		cache:        newCache(opts.CacheSize),
 	}
 	if opts.Registerer != nil {
 		k.registerMetrics(opts.Registerer)

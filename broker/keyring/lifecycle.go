@@ -22,6 +22,10 @@ var (
 	// data key versions; rewrap them (RewrapKeys, or RotateKeys with
 	// rewrap) first.
 	ErrKeyVersionInUse = errors.New("key version still wraps data keys")
+	// ErrKeyVersionRecent means a data key version was replaced as the
+	// active one less than Options.DestroyGrace ago, so a broker sharing
+	// the store may still be encrypting with it; retry after the grace.
+	ErrKeyVersionRecent = errors.New("key version replaced too recently to destroy")
 	// ErrConcurrentChange means the scope's keys kept changing under the
 	// operation (other rotations or rewraps) until it gave up; retry.
 	ErrConcurrentChange = errors.New("scope keys changed concurrently")
@@ -148,11 +152,13 @@ func sleep(ctx context.Context, d time.Duration) error {
 func (k *Keyring) RotateKeys(ctx context.Context, scopeID string, rewrap bool) (ScopeInfo, error) {
 	var (
 		rootV   uint32
+		dataV   map[DataPurpose]uint32
 		rewraps int
 	)
 	err := k.change(ctx, scopeID, func(w *scopeEntry) (store.KeyChanges, error) {
 		now := k.now().UTC()
 		rootV = w.newestRoot + 1
+		dataV = make(map[DataPurpose]uint32, len(purposes))
 		kek, root, err := k.newKEK(ctx, scopeID, rootV, now)
 		if err != nil {
 			return store.KeyChanges{}, err
@@ -169,6 +175,7 @@ func (k *Keyring) RotateKeys(ctx context.Context, scopeID string, rewrap bool) (
 			}
 			w.addDEK(dataRef{p.code(), v}, dek)
 			ch.AddData = append(ch.AddData, row)
+			dataV[p] = v
 		}
 		if rewrap {
 			if ch.RewrapData, err = k.rewrapData(ctx, w, kek, rootV); err != nil {
@@ -183,7 +190,14 @@ func (k *Keyring) RotateKeys(ctx context.Context, scopeID string, rewrap bool) (
 	}
 	k.log.Info("scope keys rotated", "scope", scopeID, "key_version", rootV,
 		"rewrapped_data_keys", rewraps)
-	return k.Scope(ctx, scopeID)
+	info, err := k.Scope(ctx, scopeID)
+	if err != nil {
+		return ScopeInfo{}, err
+	}
+	// Report the versions this rotation made, even if another broker
+	// has rotated again since.
+	info.RootKeyVersion, info.DataKeys = rootV, dataV
+	return info, nil
 }
 
 // rewrapData re-encrypts every live DEK version of w that kekVersion does
@@ -215,6 +229,9 @@ type RewrapResult struct {
 	RootKeyVersions int
 	// DataKeyVersions were re-encrypted under the scope's newest KEK.
 	DataKeyVersions int
+	// KeyVersion is that newest KEK version (RewrapKeys only; 0 from
+	// RewrapAll).
+	KeyVersion uint32
 }
 
 // RewrapKeys re-encrypts, in one transaction, every live KEK version of the
@@ -251,6 +268,7 @@ func (k *Keyring) RewrapKeys(ctx context.Context, scopeID string) (RewrapResult,
 			return store.KeyChanges{}, err
 		}
 		res.RootKeyVersions, res.DataKeyVersions = len(ch.RewrapRoot), len(ch.RewrapData)
+		res.KeyVersion = w.newestRoot
 		return ch, nil
 	})
 	if err != nil {
@@ -358,22 +376,29 @@ func (k *Keyring) KeyVersions(ctx context.Context, scopeID string) ([]KeyVersion
 
 // DestroyKeyVersion erases the wrapped key of one version, by stable id,
 // for good: envelopes it made then fail with ErrKeyVersionDestroyed. It
-// refuses the active version of a key (ErrKeyVersionActive) and a root
-// key version that still wraps live data key versions
-// (ErrKeyVersionInUse). Destroying a destroyed version does nothing.
+// refuses the active version of a key (ErrKeyVersionActive), a data key
+// version replaced less than Options.DestroyGrace ago, which another
+// broker may still encrypt with (ErrKeyVersionRecent), and a root key
+// version that still wraps live data key versions (ErrKeyVersionInUse).
+// Destroying a destroyed version does nothing. It returns the version
+// number of the key version the id names, also with a refusal.
 // Other brokers on the same store stop using the version within
 // Options.StaleAfter.
-func (k *Keyring) DestroyKeyVersion(ctx context.Context, scopeID, versionID string) error {
+func (k *Keyring) DestroyKeyVersion(ctx context.Context, scopeID, versionID string) (uint32, error) {
 	if versionID == "" || len(versionID) > maxVersionIDLen {
-		return fmt.Errorf("destroy key version of scope %q: %w", scopeID, ErrKeyVersionNotFound)
+		return 0, fmt.Errorf("destroy key version of scope %q: %w", scopeID, ErrKeyVersionNotFound)
 	}
-	var desc []any
+	var (
+		desc    []any
+		version uint32
+	)
 	err := k.change(ctx, scopeID, func(w *scopeEntry) (store.KeyChanges, error) {
 		ch := store.KeyChanges{Destroy: []string{versionID}, DestroyTime: k.now().UTC()}
 		for v, r := range w.roots {
 			if r.ID != versionID {
 				continue
 			}
+			version = v
 			if !r.DestroyTime.IsZero() {
 				return ch, errNoChange
 			}
@@ -398,11 +423,16 @@ func (k *Keyring) DestroyKeyVersion(ctx context.Context, scopeID, versionID stri
 				continue
 			}
 			p := purposes[ref.code-1]
+			version = ref.version
 			if !d.DestroyTime.IsZero() {
 				return ch, errNoChange
 			}
 			if ref.version == w.newest[ref.code] {
 				return ch, fmt.Errorf("%s key version %d: %w", p, ref.version, ErrKeyVersionActive)
+			}
+			if age := w.replacedFor(ref, ch.DestroyTime); age < k.destroyGrace {
+				return ch, fmt.Errorf("%s key version %d: %w: replaced %s ago, wait until %s have passed",
+					p, ref.version, ErrKeyVersionRecent, max(age, 0).Round(time.Millisecond), k.destroyGrace)
 			}
 			desc = []any{"purpose", p, "key_version", ref.version}
 			return ch, nil
@@ -410,12 +440,12 @@ func (k *Keyring) DestroyKeyVersion(ctx context.Context, scopeID, versionID stri
 		return ch, ErrKeyVersionNotFound
 	})
 	if err != nil {
-		return fmt.Errorf("destroy key version %q of scope %q: %w", versionID, scopeID, err)
+		return version, fmt.Errorf("destroy key version %q of scope %q: %w", versionID, scopeID, err)
 	}
 	if desc != nil {
 		k.log.Info("key version destroyed", append([]any{"scope", scopeID}, desc...)...)
 	}
-	return nil
+	return version, nil
 }
 
 // ReEncrypt opens an envelope and seals its plaintext again under the

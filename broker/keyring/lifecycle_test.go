@@ -97,7 +97,7 @@ func TestHundredRotations(t *testing.T) {
 		if err != nil {
 			t.Fatalf("RewrapKeys: %v", err)
 		}
-		want := RewrapResult{Scopes: 1, RootKeyVersions: rotations + 1, DataKeyVersions: rotations * numPurposes}
+		want := RewrapResult{Scopes: 1, RootKeyVersions: rotations + 1, DataKeyVersions: rotations * numPurposes, KeyVersion: rotations + 1}
 		if res != want {
 			t.Errorf("RewrapKeys = %+v, want %+v", res, want)
 		}
@@ -140,7 +140,7 @@ func TestRotateWithRewrapFreesOldRootVersions(t *testing.T) {
 		}
 	}
 	for _, v := range []uint32{1, 2} {
-		if err := f.kr.DestroyKeyVersion(ctx, "o_1", findVersion(t, kvs, RootKey, "", v).ID); err != nil {
+		if _, err := f.kr.DestroyKeyVersion(ctx, "o_1", findVersion(t, kvs, RootKey, "", v).ID); err != nil {
 			t.Fatalf("destroy root key version %d: %v", v, err)
 		}
 	}
@@ -170,6 +170,7 @@ func TestDestroyKeyVersion(t *testing.T) {
 		{"active root", findVersion(t, kvs, RootKey, "", 2).ID, ErrKeyVersionActive},
 		{"root still wrapping data keys", findVersion(t, kvs, RootKey, "", 1).ID, ErrKeyVersionInUse},
 		{"active data key", findVersion(t, kvs, DataKey, Oplog, 2).ID, ErrKeyVersionActive},
+		{"data key replaced just now", findVersion(t, kvs, DataKey, Oplog, 1).ID, ErrKeyVersionRecent},
 		{"unknown id", "dek_doesnotexist", ErrKeyVersionNotFound},
 		{"another scope's version", findVersion(t, other, DataKey, Oplog, 1).ID, ErrKeyVersionNotFound},
 		{"empty id", "", ErrKeyVersionNotFound},
@@ -177,7 +178,7 @@ func TestDestroyKeyVersion(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := f.kr.DestroyKeyVersion(ctx, "o_1", tt.id)
+			_, err := f.kr.DestroyKeyVersion(ctx, "o_1", tt.id)
 			if !errors.Is(err, tt.want) {
 				t.Fatalf("DestroyKeyVersion = %v, want %v", err, tt.want)
 			}
@@ -187,11 +188,12 @@ func TestDestroyKeyVersion(t *testing.T) {
 		t.Fatalf("refused destructions changed the key versions:\n got %v\nwant %v", got, kvs)
 	}
 
+	f.clock.Advance(2 * DefaultStaleAfter)
 	dbV1 := findVersion(t, kvs, DataKey, Database, 1).ID
-	if err := f.kr.DestroyKeyVersion(ctx, "o_1", dbV1); err != nil {
+	if _, err := f.kr.DestroyKeyVersion(ctx, "o_1", dbV1); err != nil {
 		t.Fatalf("destroy database v1: %v", err)
 	}
-	if err := f.kr.DestroyKeyVersion(ctx, "o_1", dbV1); err != nil {
+	if _, err := f.kr.DestroyKeyVersion(ctx, "o_1", dbV1); err != nil {
 		t.Errorf("destroying a destroyed version = %v, want nil", err)
 	}
 	if kv := findVersion(t, f.keyVersions(t, "o_1"), DataKey, Database, 1); kv.DestroyTime.IsZero() {
@@ -207,13 +209,13 @@ func TestDestroyKeyVersion(t *testing.T) {
 
 	// The other purposes still wrap under root v1, so it stays refused
 	// until a rewrap.
-	if err := f.kr.DestroyKeyVersion(ctx, "o_1", findVersion(t, kvs, RootKey, "", 1).ID); !errors.Is(err, ErrKeyVersionInUse) {
+	if _, err := f.kr.DestroyKeyVersion(ctx, "o_1", findVersion(t, kvs, RootKey, "", 1).ID); !errors.Is(err, ErrKeyVersionInUse) {
 		t.Fatalf("destroy root v1 before rewrap = %v, want ErrKeyVersionInUse", err)
 	}
 	if _, err := f.kr.RewrapKeys(ctx, "o_1"); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.kr.DestroyKeyVersion(ctx, "o_1", findVersion(t, kvs, RootKey, "", 1).ID); err != nil {
+	if _, err := f.kr.DestroyKeyVersion(ctx, "o_1", findVersion(t, kvs, RootKey, "", 1).ID); err != nil {
 		t.Fatalf("destroy root v1 after rewrap: %v", err)
 	}
 }
@@ -365,8 +367,9 @@ func TestTwoBrokersOneStore(t *testing.T) {
 		if _, err := a.kr.RewrapKeys(ctx, "o_1"); err != nil {
 			t.Fatal(err)
 		}
+		a.clock.Advance(2 * DefaultStaleAfter)
 		id := findVersion(t, a.keyVersions(t, "o_1"), DataKey, Database, 1).ID
-		if err := a.kr.DestroyKeyVersion(ctx, "o_1", id); err != nil {
+		if _, err := a.kr.DestroyKeyVersion(ctx, "o_1", id); err != nil {
 			t.Fatal(err)
 		}
 		bb.clock.Advance(time.Second)
@@ -505,7 +508,8 @@ func TestDeriveKey(t *testing.T) {
 	if _, err := f.kr.RewrapKeys(ctx, "o_1"); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.kr.DestroyKeyVersion(ctx, "o_1", findVersion(t, f.keyVersions(t, "o_1"), DataKey, Sessions, 1).ID); err != nil {
+	f.clock.Advance(2 * DefaultStaleAfter)
+	if _, err := f.kr.DestroyKeyVersion(ctx, "o_1", findVersion(t, f.keyVersions(t, "o_1"), DataKey, Sessions, 1).ID); err != nil {
 		t.Fatal(err)
 	}
 
@@ -560,7 +564,7 @@ func TestLifecycleFailures(t *testing.T) {
 		"rewrap":       func() error { _, err := f.kr.RewrapKeys(ctx, "o_1"); return err },
 		"rewrap all":   func() error { _, err := f.kr.RewrapAll(ctx); return err },
 		"key versions": func() error { _, err := f.kr.KeyVersions(ctx, "o_1"); return err },
-		"destroy":      func() error { return f.kr.DestroyKeyVersion(ctx, "o_1", before[1].ID) },
+		"destroy":      func() error { _, err := f.kr.DestroyKeyVersion(ctx, "o_1", before[1].ID); return err },
 	} {
 		t.Run(name, func(t *testing.T) {
 			if err := call(); !errors.Is(err, ErrStore) || !errors.Is(err, errStoreDown) {
@@ -577,7 +581,7 @@ func TestLifecycleFailures(t *testing.T) {
 		"rotate unknown":  func() error { _, err := f.kr.RotateKeys(ctx, "o_404", false); return err },
 		"rewrap unknown":  func() error { _, err := f.kr.RewrapKeys(ctx, "o_404"); return err },
 		"versions":        func() error { _, err := f.kr.KeyVersions(ctx, "o_404"); return err },
-		"destroy unknown": func() error { return f.kr.DestroyKeyVersion(ctx, "o_404", before[1].ID) },
+		"destroy unknown": func() error { _, err := f.kr.DestroyKeyVersion(ctx, "o_404", before[1].ID); return err },
 	} {
 		t.Run(name, func(t *testing.T) {
 			if err := call(); !errors.Is(err, ErrScopeNotFound) {
@@ -621,5 +625,65 @@ func TestMetrics(t *testing.T) {
 		if got[name] != w {
 			t.Errorf("%s = %v, want %v", name, got[name], w)
 		}
+	}
+}
+
+// TestDestroyWaitsForOtherBrokers is the regression test for destroying a
+// data key version right after a rotation on another broker: b, which has
+// not looked since, still encrypts with the old version, so the destroy
+// must be refused until every broker has moved on.
+func TestDestroyWaitsForOtherBrokers(t *testing.T) {
+	ctx := context.Background()
+	b := storetest.SQLite(t)
+	root := newTestRoot(t, "root-1")
+	opts := Options{StaleAfter: time.Second}
+	a := newFixture(t, fixtureOpts{backend: b, root: root, opts: opts})
+	bb := newFixture(t, fixtureOpts{backend: b, root: root, opts: opts})
+	bb.clock = a.clock
+	bb.kr.now = a.clock.Now
+	a.mustCreate(t, "o_1")
+	bb.seal(t, "o_1", Database, "warms b's cache at v1")
+
+	if _, err := a.kr.RotateKeys(ctx, "o_1", true); err != nil {
+		t.Fatal(err)
+	}
+	v1 := findVersion(t, a.keyVersions(t, "o_1"), DataKey, Database, 1).ID
+	stale := bb.seal(t, "o_1", Database, "b has not seen the rotation")
+	if stale.version != 1 {
+		t.Fatalf("b encrypted with version %d, want its cached 1", stale.version)
+	}
+	_, err := a.kr.DestroyKeyVersion(ctx, "o_1", v1)
+	if !errors.Is(err, ErrKeyVersionRecent) {
+		t.Fatalf("destroy right after the rotation = %v, want ErrKeyVersionRecent", err)
+	}
+	bb.mustOpenAll(t, []sealed{stale})
+
+	a.clock.Advance(2 * time.Second)
+	if after := bb.seal(t, "o_1", Database, "b after its check"); after.version != 2 {
+		t.Fatalf("b encrypted with version %d after the grace, want 2", after.version)
+	}
+	if _, err := a.kr.DestroyKeyVersion(ctx, "o_1", v1); err != nil {
+		t.Fatalf("destroy after the grace: %v", err)
+	}
+}
+
+// TestClockStepBackRechecks is the regression test for a wall clock that
+// steps back: the cached scope must be checked again, not trusted until
+// the clock catches up.
+func TestClockStepBackRechecks(t *testing.T) {
+	ctx := context.Background()
+	b := storetest.SQLite(t)
+	root := newTestRoot(t, "root-1")
+	opts := Options{StaleAfter: time.Second}
+	a := newFixture(t, fixtureOpts{backend: b, root: root, opts: opts})
+	bb := newFixture(t, fixtureOpts{backend: b, root: root, opts: opts})
+	a.mustCreate(t, "o_1")
+	bb.seal(t, "o_1", Database, "warms b's cache at v1")
+	if _, err := a.kr.RotateKeys(ctx, "o_1", false); err != nil {
+		t.Fatal(err)
+	}
+	bb.clock.Advance(-time.Hour)
+	if got := bb.seal(t, "o_1", Database, "after the step"); got.version != 2 {
+		t.Fatalf("after the clock stepped back b encrypted with version %d, want 2", got.version)
 	}
 }

@@ -19,7 +19,13 @@ var errRetired = fmt.Errorf("%w: scope cache entry replaced", ErrConcurrentChang
 func (k *Keyring) entry(ctx context.Context, id string) (*scopeEntry, error) {
 	if e := k.cache.get(id); e != nil {
 		k.stats.hits.Add(1)
-		if k.staleAfter < 0 || k.now().UnixNano()-e.checked.Load() < int64(k.staleAfter) {
+		if k.staleAfter < 0 {
+			return e, nil
+		}
+		// A negative age means the wall clock stepped back since the
+		// check; treat the entry as stale rather than trusting it until
+		// the clock catches up.
+		if age := k.now().UnixNano() - e.checked.Load(); age >= 0 && age < int64(k.staleAfter) {
 			return e, nil
 		}
 		return k.revalidate(ctx, e, false)

@@ -43,7 +43,8 @@ func (s *service) fail(err error) error {
 			"decrypt failed: the ciphertext is corrupt or was not made for this scope, purpose and aad")
 	case errors.Is(err, keyring.ErrKeyVersionDestroyed),
 		errors.Is(err, keyring.ErrKeyVersionActive),
-		errors.Is(err, keyring.ErrKeyVersionInUse):
+		errors.Is(err, keyring.ErrKeyVersionInUse),
+		errors.Is(err, keyring.ErrKeyVersionRecent):
 		return status.Error(codes.FailedPrecondition, err.Error())
 	case errors.Is(err, keyring.ErrConcurrentChange):
 		return status.Error(codes.Aborted, err.Error())

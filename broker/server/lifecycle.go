@@ -84,12 +84,12 @@ func (s *service) RotateKeys(ctx context.Context, req *apiv1.RotateKeysRequest) 
 
 func (s *service) RewrapKeys(ctx context.Context, req *apiv1.RewrapKeysRequest) (*apiv1.RewrapKeysResponse, error) {
 	scope := req.GetScopeId()
-	if (scope == "") == !req.GetAll() {
-		return nil, status.Error(codes.InvalidArgument, "give a scope id or all=true, not both")
-	}
 	p, err := s.authorize(ctx, auth.OpRewrapKeys, scope)
 	if err != nil {
 		return nil, err
+	}
+	if (scope == "") == !req.GetAll() {
+		return nil, status.Error(codes.InvalidArgument, "give a scope id or all=true, not both")
 	}
 	var res keyring.RewrapResult
 	if req.GetAll() {
@@ -104,7 +104,7 @@ func (s *service) RewrapKeys(ctx context.Context, req *apiv1.RewrapKeysRequest) 
 	if req.GetAll() {
 		target = "all scopes"
 	}
-	s.record(p, auth.OpRewrapKeys, scope, 0, target, err)
+	s.record(p, auth.OpRewrapKeys, scope, res.KeyVersion, target, err)
 	if err != nil {
 		return nil, err
 	}
@@ -147,11 +147,11 @@ func (s *service) DestroyKeyVersion(ctx context.Context, req *apiv1.DestroyKeyVe
 	if req.GetVersionId() == "" {
 		return nil, status.Error(codes.InvalidArgument, "version_id is required")
 	}
-	err = s.keys.DestroyKeyVersion(ctx, req.GetScopeId(), req.GetVersionId())
+	version, err := s.keys.DestroyKeyVersion(ctx, req.GetScopeId(), req.GetVersionId())
 	if err != nil {
 		err = s.fail(err)
 	}
-	s.record(p, auth.OpDestroyKeyVersion, req.GetScopeId(), 0, req.GetVersionId(), err)
+	s.record(p, auth.OpDestroyKeyVersion, req.GetScopeId(), version, req.GetVersionId(), err)
 	if err != nil {
 		return nil, err
 	}

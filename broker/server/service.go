@@ -31,7 +31,7 @@ type Keys interface {
 	RewrapKeys(ctx context.Context, scopeID string) (keyring.RewrapResult, error)
 	RewrapAll(ctx context.Context) (keyring.RewrapResult, error)
 	KeyVersions(ctx context.Context, scopeID string) ([]keyring.KeyVersion, error)
-	DestroyKeyVersion(ctx context.Context, scopeID, versionID string) error
+	DestroyKeyVersion(ctx context.Context, scopeID, versionID string) (uint32, error)
 }
 
 // Tokens manages client tokens.

@@ -191,27 +191,34 @@ kms "aead" {
 	}
 
 	events := readAudit(t, auditPath)
-	want := []struct{ op, result, principal string }{
-		{"auth.recovery", "rejected", ""},
-		{"auth.recovery", "ok", "u_recovery"},
-		{"tokens.create", "ok", "u_recovery"},
-		{"tokens.create", "ok", ""},
-		{"auth.worker-auth", "ok", "w_build-7"},
-		{"scopes.rotate-keys", "ok", ""},
-		{"scopes.rewrap", "ok", ""},
-		{"scopes.destroy-key-version", "ok", ""},
-		{"tokens.revoke", "ok", ""},
+	// keyVersion is the audit line's key_version; 0 means the line has
+	// none.
+	want := []struct {
+		op, result, principal string
+		keyVersion            float64
+	}{
+		{"auth.recovery", "rejected", "u_anon", 0},
+		{"auth.recovery", "ok", "u_recovery", 0},
+		{"tokens.create", "ok", "u_recovery", 0},
+		{"tokens.create", "ok", "", 0},
+		{"auth.worker-auth", "ok", "w_build-7", 0},
+		{"scopes.rotate-keys", "ok", "", 2},
+		{"scopes.rewrap", "ok", "", 0},
+		{"scopes.destroy-key-version", "ok", "", 1},
+		{"tokens.revoke", "ok", "", 0},
 	}
 	for _, w := range want {
 		found := false
 		for _, e := range events {
-			if e["operation"] == w.op && e["result"] == w.result && (w.principal == "" || e["principal"] == w.principal) {
+			kv, _ := e["key_version"].(float64)
+			if e["operation"] == w.op && e["result"] == w.result && (w.principal == "" || e["principal"] == w.principal) &&
+				kv == w.keyVersion {
 				found = true
 				break
 			}
 		}
 		if !found {
-			t.Errorf("audit log has no %s %s event (principal %q)", w.op, w.result, w.principal)
+			t.Errorf("audit log has no %s %s event (principal %q, key version %v)", w.op, w.result, w.principal, w.keyVersion)
 		}
 	}
 

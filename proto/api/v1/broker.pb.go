@@ -790,9 +790,11 @@ type RootKeyStatus struct {
 	// wraps, across all scopes.
 	KeyVersions map[string]uint32 `protobuf:"bytes,2,rep,name=key_versions,json=keyVersions,proto3" json:"key_versions,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
 	// on_other_keys counts live KEK versions wrapped by any other key: what
-	// still depends on previous-root. At 0, previous-root can be removed.
+	// still depends on previous-root. At 0, with error empty, previous-root
+	// can be removed.
 	OnOtherKeys uint32 `protobuf:"varint,3,opt,name=on_other_keys,json=onOtherKeys,proto3" json:"on_other_keys,omitempty"`
-	// error is set when the counts could not be read.
+	// error is set when the counts could not be read, or cannot be relied
+	// on because root and previous-root report the same key id.
 	Error         string `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
