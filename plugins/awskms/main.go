@@ -15,7 +15,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
+	"strconv"
 
 	"github.com/aws/aws-sdk-go/aws/awserr"
 	"github.com/aws/aws-sdk-go/aws/request"
@@ -81,8 +83,7 @@ func (w *wrapper) SetConfig(ctx context.Context, opt ...wrapping.Option) (*wrapp
 	if conf["endpoint"] != "" {
 		os.Unsetenv(envEndpoint)
 	}
-	regionSource := source(conf["region"] != "", os.Getenv(envRegion) != "" || os.Getenv(envRegion2) != "")
-	endpointSource := source(conf["endpoint"] != "", os.Getenv(envEndpoint) != "" && conf["disallow_env_vars"] != "true")
+	sources := settingSources(conf, os.Getenv)
 
 	wc, err := w.Wrapper.SetConfig(ctx, opt...)
 	if err != nil {
@@ -91,9 +92,26 @@ func (w *wrapper) SetConfig(ctx context.Context, opt ...wrapping.Option) (*wrapp
 	if wc.Metadata == nil {
 		wc.Metadata = make(map[string]string)
 	}
-	wc.Metadata["region_source"] = regionSource
-	wc.Metadata["endpoint_source"] = endpointSource
+	maps.Copy(wc.Metadata, sources)
 	return wc, nil
+}
+
+// settingSources says where the effective region and endpoint came from:
+// "config", "env" or "default", in the configure metadata as
+// region_source and endpoint_source. A configured value wins over the
+// environment. AWS_REGION and AWS_DEFAULT_REGION are read by the AWS SDK
+// whatever disallow_env_vars says; AWS_KMS_ENDPOINT is read by the
+// upstream wrapper unless disallow_env_vars is true, parsed as it parses
+// it (strconv.ParseBool), so "1" and "TRUE" disallow too.
+//
+// TODO: a region from the shared config file or instance metadata is
+// reported as "default"; only the environment is told apart.
+func settingSources(conf map[string]string, getenv func(string) string) map[string]string {
+	disallow, _ := strconv.ParseBool(conf["disallow_env_vars"])
+	return map[string]string{
+		"region_source":   source(conf["region"] != "", getenv(envRegion) != "" || getenv(envRegion2) != ""),
+		"endpoint_source": source(conf["endpoint"] != "", getenv(envEndpoint) != "" && !disallow),
+	}
 }
 
 func source(configured, env bool) string {
