@@ -18,6 +18,11 @@
 //     TestBrokerStartsWithUnreachableTransitRoot: Vault transit faults.
 //   - TestConfigEncryptWithAWSKMS: `brokerd config encrypt` with the config
 //     purpose on AWS KMS.
+//   - TestAWSKMSPluginConformance, TestTransitPluginConformance: the
+//     plugintest conformance suite against the built awskms and transit
+//     plugins and the real servers (the plugins' own conformance tests
+//     skip in the unit phase of `make test`, before local-kms is
+//     installed).
 //
 // `make e2e` runs them verbosely and ends with one summary line that
 // names the servers that really ran and the tests that skipped.

@@ -140,7 +140,10 @@ func configError(err error) error {
 	if errors.As(err, &re) {
 		switch re.StatusCode {
 		case http.StatusUnauthorized, http.StatusForbidden:
-			return &sdk.SettingError{Setting: "token", Problem: fmt.Sprintf("was refused by Vault (HTTP %d)", re.StatusCode)}
+			// A token limited to its key gets 403 for any other path
+			// too, so a wrong mount path or key name looks the same.
+			return &sdk.SettingError{Setting: "token", Problem: fmt.Sprintf(
+				"was refused by Vault (HTTP %d): it is not valid, or it may not use key_name under mount_path", re.StatusCode)}
 		case http.StatusNotFound:
 			return &sdk.SettingError{Setting: "mount_path", Problem: "has no transit engine (HTTP 404)"}
 		case http.StatusBadRequest:
