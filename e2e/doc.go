@@ -8,6 +8,8 @@
 //   - TestWholeProduct: root on AWS KMS, worker-auth on Vault transit,
 //     recovery and config on aead; bootstrap through a recovery token,
 //     tokens, scopes, data with AAD, derivation, workers, rotation, audit.
+//     Without Vault it runs with worker-auth on aead, says so in one log
+//     line, and skips only its transit part.
 //   - TestRootKeyRotationAcrossAWSKeys: previous-root, rewrap, old key
 //     dropped and disabled.
 //   - TestAWSAliasRepointed: old data survives an alias moved to a new key.

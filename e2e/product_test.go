@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -28,36 +29,57 @@ type deriveOut struct {
 // TestWholeProduct runs the product as an operator would deploy it: root
 // on AWS KMS, worker-auth on Vault transit, recovery and config on local
 // keys. It bootstraps a fresh broker through a recovery token and then
-// uses every kind of credential and every data operation.
+// uses every kind of credential and every data operation. Without Vault
+// the same scenario runs with worker-auth on a local key, and only its
+// transit part skips.
 func TestWholeProduct(t *testing.T) {
 	t.Parallel()
-	v := vault.Start(t) // first: without Vault the test skips at once
 	layout := binaries.Product(t)
 	srv := awskms.Start(t)
 
 	rootKey := srv.CreateKey(t, "broker root")
 	alias := uniqueAlias(t, "broker-root")
 	srv.CreateAlias(t, alias, rootKey.ID)
-	tr := v.EnableTransit(t)
-	tr.CreateKey(t, "worker-auth")
-	brokerVaultToken := tr.KeyToken(t, "worker-auth")
-	workerVaultToken := tr.KeyToken(t, "worker-auth")
+
+	// worker-auth: the broker's block, the block a worker's client file
+	// holds, and the secrets of both.
+	var (
+		v                *vault.Server // nil without Vault
+		tr               *vault.Transit
+		workerVaultToken vault.Token
+		workerAuth       kmsBlock
+		workerClient     kmsBlock
+		workerAuthType   string
+		workerSecrets    = map[string]string{}
+	)
+	if vault.Available() {
+		v = vault.Start(t)
+		tr = v.EnableTransit(t)
+		tr.CreateKey(t, "worker-auth")
+		brokerVaultToken := tr.KeyToken(t, "worker-auth")
+		workerVaultToken = tr.KeyToken(t, "worker-auth")
+		workerAuth = vaultBlock(v, tr, "worker-auth", brokerVaultToken, "worker-auth")
+		workerClient = vaultBlock(v, tr, "worker-auth", workerVaultToken, "worker-auth")
+		workerAuthType = "transit"
+		workerSecrets["broker Vault token"] = brokerVaultToken.Value()
+		workerSecrets["worker Vault token"] = workerVaultToken.Value()
+	} else {
+		t.Log("e2e: TestWholeProduct runs worker-auth on aead: no Vault server, so only its transit part skips")
+		workerAuth = aeadBlock(t, "worker-auth-1", "worker-auth")
+		workerClient = workerAuth
+		workerAuthType = "aead"
+		workerSecrets["worker-auth key"] = workerAuth.Settings["key"]
+	}
 
 	recovery := aeadBlock(t, "recovery-1", "recovery")
 	configBlk := aeadBlock(t, "config-1", "config")
-	blocks := []kmsBlock{
-		awsBlock(srv, alias, "root"),
-		vaultBlock(v, tr, "worker-auth", brokerVaultToken, "worker-auth"),
-		recovery,
-		configBlk,
-	}
+	blocks := []kmsBlock{awsBlock(srv, alias, "root"), workerAuth, recovery, configBlk}
 	b := newBroker(t, layout, blocks...)
 	b.cfg.WorkerScopes = []string{"o_alpha"}
 	b.cfg.AuditPath = filepath.Join(b.dir, "audit.log")
 	b.writeConfig()
 	recoveryPath := writeFile(t, b.dir, "recovery.hcl", recovery.hcl(t))
-	workerPath := writeFile(t, b.dir, "worker.hcl",
-		vaultBlock(v, tr, "worker-auth", workerVaultToken, "worker-auth").hcl(t))
+	workerPath := writeFile(t, b.dir, "worker.hcl", workerClient.hcl(t))
 	b.start()
 
 	if code, ready := b.mustHealth(); code != 200 || !ready {
@@ -76,7 +98,7 @@ func TestWholeProduct(t *testing.T) {
 		if !st.Ready || st.Store.Type != "sqlite" || !st.Store.OK {
 			t.Errorf("status: got ready=%t store=%+v, want ready and an ok sqlite store", st.Ready, st.Store)
 		}
-		want := map[string]string{"root": "awskms", "worker-auth": "transit", "recovery": "aead", "config": "aead"}
+		want := map[string]string{"root": "awskms", "worker-auth": workerAuthType, "recovery": "aead", "config": "aead"}
 		pids := map[int]string{}
 		for name, typ := range want {
 			p := st.purpose(b, name)
@@ -214,7 +236,7 @@ func TestWholeProduct(t *testing.T) {
 		wantContains(t, "derive-key as recovery", stderr, "permission denied", "recovery")
 	})
 
-	t.Run("worker auth through Vault transit", func(t *testing.T) {
+	t.Run("worker auth", func(t *testing.T) {
 		b := b.in(t)
 		worker := workerCred(workerPath, "edge-1")
 		st := b.status(worker)
@@ -241,6 +263,36 @@ func TestWholeProduct(t *testing.T) {
 		bogus := writeFile(t, t.TempDir(), "worker.hcl", aeadBlock(t, "not-vault", "worker-auth").hcl(t))
 		stderr = b.fails(workerCred(bogus, "edge-1"), "status")
 		wantContains(t, "status as a worker with another key", stderr, "not authenticated", "worker-auth")
+	})
+
+	t.Run("worker-auth on Vault transit", func(t *testing.T) {
+		if v == nil {
+			t.Skip(vault.SkipMessage)
+		}
+		b := b.in(t)
+		worker := workerCred(workerPath, "edge-1")
+
+		// Vault rotates the key under both: the worker's tokens are then
+		// made by key version 2, which the broker's own token decrypts.
+		if got := tr.Rotate(t, "worker-auth"); got != 2 {
+			t.Fatalf("rotate the worker-auth transit key: latest version %d, want 2", got)
+		}
+		var got deriveOut
+		b.okJSON(&got, worker, "derive-key", "-scope=o_alpha", "-user=u_1", "-session=s_1",
+			"-key-version="+itoa(k1.KeyVersion))
+		if k1.Key == "" || got.Key != k1.Key {
+			t.Errorf("derive-key as worker after the transit key rotated: got another key than the app token's")
+		}
+
+		// A worker whose own Vault token is revoked cannot make a token;
+		// the broker's token for the same key is not affected.
+		v.RevokeToken(t, workerVaultToken)
+		stderr := b.fails(worker, "status")
+		t.Logf("a worker with its Vault token revoked is told: %s", stderr)
+		wantContains(t, "status as a worker with its Vault token revoked", stderr, "token", "refused by Vault", "403")
+		if p := b.status(tokenCred(admin)).purpose(b, "worker-auth"); p.State != "ready" || p.LastError != "" {
+			t.Errorf("status of worker-auth after the worker's Vault token was revoked: got %+v, want ready, no error", p)
+		}
 	})
 
 	t.Run("rotation", func(t *testing.T) {
@@ -300,15 +352,14 @@ func TestWholeProduct(t *testing.T) {
 		b := b.in(t)
 		logText := b.allLogs() + readLog(t, b.cfg.AuditPath)
 		secrets := map[string]string{
-			"derived key":        k1.Key,
-			"AWS secret key":     srv.SecretKey,
-			"broker Vault token": brokerVaultToken.Value(),
-			"worker Vault token": workerVaultToken.Value(),
-			"recovery key":       recovery.Settings["key"],
-			"config key":         configBlk.Settings["key"],
-			"admin token":        admin,
-			"plaintext":          alpha.plaintext,
+			"derived key":    k1.Key,
+			"AWS secret key": srv.SecretKey,
+			"recovery key":   recovery.Settings["key"],
+			"config key":     configBlk.Settings["key"],
+			"admin token":    admin,
+			"plaintext":      alpha.plaintext,
 		}
+		maps.Copy(secrets, workerSecrets)
 		for what, s := range secrets {
 			if strings.Contains(logText, s) {
 				t.Errorf("brokerd log contains the %s", what)

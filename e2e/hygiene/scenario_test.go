@@ -10,7 +10,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -96,20 +95,6 @@ func randomText(t *testing.T, label string) string {
 	return label + "-" + hex.EncodeToString(b)
 }
 
-// vaultAvailable reports whether vault.Start will find a server, which
-// it otherwise reports by skipping the whole test.
-func vaultAvailable() bool {
-	if os.Getenv("VAULT_ADDR") != "" {
-		return true
-	}
-	for _, name := range []string{"vault", "bao"} {
-		if _, err := exec.LookPath(name); err == nil {
-			return true
-		}
-	}
-	return false
-}
-
 // TestNoSecretInAnyOutput runs a whole broker life with known secrets at
 // debug log level with an audit log: bootstrap through recovery, app and
 // worker tokens, data operations good and bad, rotation and destruction,
@@ -142,7 +127,7 @@ func TestNoSecretInAnyOutput(t *testing.T) {
 	// worker-auth runs on Vault transit when there is a Vault, with the
 	// broker's token in the config as an encrypted value.
 	var workerBroker, workerClient brokerd.Block
-	if vaultAvailable() {
+	if vault.Available() {
 		v := vault.Start(t)
 		tr := v.EnableTransit(t)
 		tr.CreateKey(t, "worker-auth")

@@ -60,6 +60,21 @@ type Server struct {
 	proc   *proc.Process
 }
 
+// Available reports whether Start finds a server: VAULT_ADDR is set, or
+// `vault` or `bao` is on PATH. A test that runs without Vault too asks
+// first, so that only its Vault part skips.
+func Available() bool {
+	if os.Getenv(EnvAddr) != "" {
+		return true
+	}
+	for _, name := range serverPrograms {
+		if _, err := exec.LookPath(name); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
 // Start returns a Vault server for t. With VAULT_ADDR set it uses that
 // server and VAULT_TOKEN, which must be allowed to mount engines and write
 // policies; otherwise it starts `vault` or else `bao` from PATH in dev
