@@ -169,7 +169,7 @@ func TestReload(t *testing.T) {
 	}{
 		{name: "unchanged", p: base, wantText: "config reloaded"},
 		{name: "root key not base64", p: base.with("ROOT_KEY", "not base64"),
-			wantErr: errors.New(`setting "key": is not valid base64`)},
+			wantErr: errors.New(`reload.hcl:19,3-6: setting "key": is not valid base64`)},
 		{name: "root key replaced by another key", p: base.with("ROOT_KEY", key3), wantErr: errOtherKey},
 		{name: "root setting misspelt", p: base.with("ROOT_KEY_ID_NAME", "key_di"),
 			wantErr: config.ErrInvalid, wantText: `reload.hcl:20,3-9: unknown setting "key_di" for plugin "aead": did you mean "key_id"?`},
