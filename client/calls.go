@@ -114,11 +114,19 @@ func (c *Client) RotateKeys(ctx context.Context, scope string, rewrap bool) (*ap
 }
 
 // RewrapKeys re-encrypts one scope's KEK versions under the current root
-// key; an empty scope rewraps every scope.
+// key and its DEK versions under its newest KEK. An empty scope is refused
+// by the broker as a bad request; RewrapAllKeys rewraps every scope.
 func (c *Client) RewrapKeys(ctx context.Context, scope string) (*apiv1.RewrapKeysResponse, error) {
 	ctx, cancel := c.ctx(ctx)
 	defer cancel()
-	return c.api.RewrapKeys(ctx, &apiv1.RewrapKeysRequest{ScopeId: scope, All: scope == ""})
+	return c.api.RewrapKeys(ctx, &apiv1.RewrapKeysRequest{ScopeId: scope})
+}
+
+// RewrapAllKeys runs RewrapKeys on every scope.
+func (c *Client) RewrapAllKeys(ctx context.Context) (*apiv1.RewrapKeysResponse, error) {
+	ctx, cancel := c.ctx(ctx)
+	defer cancel()
+	return c.api.RewrapKeys(ctx, &apiv1.RewrapKeysRequest{All: true})
 }
 
 // KeyVersions lists a scope's key versions.

@@ -36,6 +36,8 @@ func (a *Authenticator) Authenticate(ctx context.Context, credential string) (Pr
 		a.record(kind, "", err)
 		return Principal{}, err
 	}
+	// TODO: one-time token attempts are not rate limited; each costs a
+	// KMS decrypt before it can be refused, so a flood is a billed load.
 	p, err := a.OneTime.Verify(ctx, credential)
 	a.record(kind, p.ID, err)
 	return p, err

@@ -243,6 +243,16 @@ func sortedAttributes(attrs hcl.Attributes) []*hcl.Attribute {
 	return out
 }
 
+// SettingPosition returns where the setting name is written in k's file,
+// as "file:line,col-col", or "" if k does not set it.
+func (k *KMS) SettingPosition(name string) string {
+	rng, ok := k.settingRanges[name]
+	if !ok {
+		return ""
+	}
+	return rng.String()
+}
+
 // CheckSettings rejects every setting of k that is not in known, the
 // settings the block's plugin declares. Each error names the setting, the
 // file, line and column where it is written, and the closest known setting

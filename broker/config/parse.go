@@ -214,10 +214,21 @@ func (d *decoder) listener(block *hcl.Block, l *Listener) {
 		return
 	}
 	n := len(d.diags)
-	attrs := d.attributes(block.Body, "address", "tls_disable", "tls_cert_file", "tls_key_file", "max_plaintext_bytes")
+	attrs := d.attributes(block.Body, "address", "grpc_address", "tls_disable", "tls_cert_file", "tls_key_file",
+		"max_plaintext_bytes")
 	if d.decode(attrs, "address", &l.Address) {
 		if _, _, err := net.SplitHostPort(l.Address); err != nil {
 			d.add(errorf(attrs["address"].Expr.Range(), "listener address must be host:port"))
+		}
+	}
+	if d.decode(attrs, "grpc_address", &l.GRPCAddress) {
+		rng := attrs["grpc_address"].Expr.Range()
+		_, port, err := net.SplitHostPort(l.GRPCAddress)
+		switch {
+		case err != nil:
+			d.add(errorf(rng, "listener grpc_address must be host:port"))
+		case l.GRPCAddress == l.Address && port != "0":
+			d.add(errorf(rng, "listener grpc_address must differ from address"))
 		}
 	}
 	d.decode(attrs, "tls_disable", &l.TLSDisable)

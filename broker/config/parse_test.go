@@ -83,6 +83,10 @@ func TestParseErrors(t *testing.T) {
 			`invalid config: broker.hcl:1,1-15: listener sets tls_disable = true and a TLS certificate or key file; remove one`},
 		{"bad_address.hcl", false,
 			`invalid config: broker.hcl:2,17-28: listener address must be host:port`},
+		{"grpc_address_same.hcl", false,
+			`invalid config: broker.hcl:3,18-34: listener grpc_address must differ from address`},
+		{"grpc_address_bad.hcl", false,
+			`invalid config: broker.hcl:3,18-24: listener grpc_address must be host:port`},
 		{"wrong_type.hcl", false,
 			`invalid config: broker.hcl:2,17-24: tls_disable must be a bool`},
 		{"duplicate_listener.hcl", false,
@@ -163,7 +167,7 @@ func TestParseFull(t *testing.T) {
 		t.Errorf("Validate(Server): %v", err)
 	}
 
-	wantListener := Listener{Address: "0.0.0.0:9443", TLSCertFile: "/etc/brokerd/tls.crt", TLSKeyFile: "/etc/brokerd/tls.key",
+	wantListener := Listener{Address: "0.0.0.0:9443", GRPCAddress: "0.0.0.0:9444", TLSCertFile: "/etc/brokerd/tls.crt", TLSKeyFile: "/etc/brokerd/tls.key",
 		MaxPlaintextBytes: 65536}
 	if c.Listener != wantListener {
 		t.Errorf("Listener: got %+v, want %+v", c.Listener, wantListener)

@@ -48,9 +48,11 @@ type Daemon struct {
 	audit    *audit.Log
 	server   *server.Server
 	listener net.Listener
-	registry *prometheus.Registry
-	serveErr chan error
-	stopOnce sync.Once
+	// grpcListener serves gRPC alone; nil without grpc_address.
+	grpcListener net.Listener
+	registry     *prometheus.Registry
+	serveErr     chan error
+	stopOnce     sync.Once
 	// rootOK is whether the root KMS last answered a probe; readiness
 	// needs it.
 	rootOK atomic.Bool
@@ -75,7 +77,7 @@ func StartWith(ctx context.Context, cfg *config.Config, logger hclog.Logger, pre
 		cfg:      cfg,
 		logger:   logger,
 		blocks:   make(map[string]*block),
-		serveErr: make(chan error, 1),
+		serveErr: make(chan error, 2), // the API and the gRPC-only listener
 		stopping: make(chan struct{}),
 	}
 	defer func() {
@@ -156,6 +158,19 @@ func StartWith(ctx context.Context, cfg *config.Config, logger hclog.Logger, pre
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listener.Address, err)
 	}
 	d.listener = ln
+	if addr := cfg.Listener.GRPCAddress; addr != "" {
+		gln, err := net.Listen("tcp", addr)
+		if err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("listen on grpc_address %s: %w", addr, err)
+		}
+		d.grpcListener = gln
+		go func() {
+			if err := srv.ServeGRPC(gln, tlsConfig); err != nil {
+				d.serveErr <- fmt.Errorf("serve gRPC on %s: %w", addr, err)
+			}
+		}()
+	}
 	go func() { d.serveErr <- srv.Serve(ln, tlsConfig) }()
 
 	logger.Info("broker started", "address", ln.Addr().String(), "storage", cfg.Storage.Type, "version", Version)
@@ -228,6 +243,14 @@ func (d *Daemon) listenerTLS(l config.Listener) (*tls.Config, error) {
 
 // Addr is the address the API listens on.
 func (d *Daemon) Addr() net.Addr { return d.listener.Addr() }
+
+// GRPCAddr is the address of the gRPC-only listener, or nil without one.
+func (d *Daemon) GRPCAddr() net.Addr {
+	if d.grpcListener == nil {
+		return nil
+	}
+	return d.grpcListener.Addr()
+}
 
 // Keyring is the broker's keyring.
 func (d *Daemon) Keyring() *keyring.Keyring { return d.keys }

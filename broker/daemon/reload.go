@@ -319,6 +319,9 @@ func restartRequired(running, next *config.Config) []string {
 	if running.Listener.Address != next.Listener.Address {
 		out = append(out, "listener address")
 	}
+	if running.Listener.GRPCAddress != next.Listener.GRPCAddress {
+		out = append(out, "listener grpc_address")
+	}
 	if running.Listener.TLSDisable != next.Listener.TLSDisable {
 		out = append(out, "listener tls_disable")
 	}

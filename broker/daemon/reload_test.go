@@ -23,7 +23,9 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/kmsbroker/kmsbroker/broker/auth"
 	"github.com/kmsbroker/kmsbroker/broker/config"
+	"github.com/kmsbroker/kmsbroker/client"
 	"github.com/kmsbroker/kmsbroker/plugins/plugintest"
 )
 
@@ -169,7 +171,7 @@ func TestReload(t *testing.T) {
 	}{
 		{name: "unchanged", p: base, wantText: "config reloaded"},
 		{name: "root key not base64", p: base.with("ROOT_KEY", "not base64"),
-			wantErr: errors.New(`setting "key": is not valid base64`)},
+			wantErr: errors.New(`reload.hcl:19,3-6: setting "key": is not valid base64`)},
 		{name: "root key replaced by another key", p: base.with("ROOT_KEY", key3), wantErr: errOtherKey},
 		{name: "root setting misspelt", p: base.with("ROOT_KEY_ID_NAME", "key_di"),
 			wantErr: config.ErrInvalid, wantText: `reload.hcl:20,3-9: unknown setting "key_di" for plugin "aead": did you mean "key_id"?`},
@@ -562,5 +564,33 @@ func TestStatusFlagsSameRootKeyID(t *testing.T) {
 				t.Errorf("warning logged: %v, want %v", logged, tt.wantError != "")
 			}
 		})
+	}
+}
+
+// TestGRPCListener starts a broker with grpc_address and calls the API on
+// that listener with the SDK.
+func TestGRPCListener(t *testing.T) {
+	cfg := baseParams(t).config(t, "reload.hcl")
+	cfg.Listener.GRPCAddress = "127.0.0.1:0"
+	d, _ := start(t, cfg)
+	if d.GRPCAddr() == nil {
+		t.Fatal("no gRPC listener")
+	}
+	ctx := context.Background()
+	token, err := d.MintToken(ctx, "", "admin", auth.RoleAdmin, nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.New(client.Config{Address: "http://" + d.GRPCAddr().String(), Credentials: client.Token(token)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.CreateScope(ctx, "o_grpc", ""); err != nil {
+		t.Fatalf("create scope over the gRPC listener: %v", err)
+	}
+	st, err := c.Status(ctx)
+	if err != nil || !st.GetReady() {
+		t.Fatalf("status over the gRPC listener = %v, %v; want ready", st, err)
 	}
 }

@@ -23,5 +23,6 @@ func BlockConfig(blk *config.KMS, directory string, logger hclog.Logger) Config 
 		MaxRestartBackoff:   blk.MaxRestartBackoff,
 		Logger:              logger,
 		CheckSettings:       blk.CheckSettings,
+		SettingPosition:     blk.SettingPosition,
 	}
 }

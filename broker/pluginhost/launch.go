@@ -23,6 +23,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 	"github.com/hashicorp/go-plugin/runner"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/connectivity"
@@ -347,6 +348,21 @@ func checkSettings(settings map[string]string, known map[string]bool) error {
 		unknown[0], strings.Join(accepted, ", "))
 }
 
+// rejectedSetting returns the setting a configure refusal names in its
+// structured details (plugins built on the SDK send them), or "".
+func rejectedSetting(st *status.Status) string {
+	for _, d := range st.Details() {
+		if br, ok := d.(*errdetails.BadRequest); ok {
+			for _, v := range br.GetFieldViolations() {
+				if v.GetField() != "" {
+					return v.GetField()
+				}
+			}
+		}
+	}
+	return ""
+}
+
 func (p *Plugin) startErr(path string, sentinel error, format string, args ...any) error {
 	if path == "" {
 		return fmt.Errorf("start plugin block %q: %w: %s", p.cfg.Name, sentinel, fmt.Sprintf(format, args...))
@@ -362,7 +378,13 @@ func (p *Plugin) rpcStartErr(ctx context.Context, path string, in *instance, op 
 	case ctx.Err() != nil:
 		return p.startErr(path, ErrUnavailable, "no answer to %s within start timeout %s", op, p.cfg.StartTimeout)
 	case st.Code() == codes.InvalidArgument && op == "configure":
-		return p.startErr(path, ErrInvalidConfig, "%s", strings.TrimPrefix(in.scrubAll.Replace(st.Message()), op+": "))
+		msg := strings.TrimPrefix(in.scrubAll.Replace(st.Message()), op+": ")
+		if name := rejectedSetting(st); name != "" && p.cfg.SettingPosition != nil {
+			if pos := p.cfg.SettingPosition(name); pos != "" {
+				msg = pos + ": " + msg
+			}
+		}
+		return p.startErr(path, ErrInvalidConfig, "%s", msg)
 	case st.Code() == codes.Unimplemented:
 		return p.startErr(path, ErrBadPlugin, "%s is not implemented: %s", op, msg)
 	default:

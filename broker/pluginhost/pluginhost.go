@@ -99,6 +99,10 @@ type Config struct {
 	// whose errors carry file, line, column and a did-you-mean hint. nil
 	// uses the host's own check, which names the first unknown setting.
 	CheckSettings func(declared []string) error
+	// SettingPosition, when set, says where a setting is written in the
+	// config ("file:line,col-col"); a configure refusal that the plugin
+	// pins on one setting is then prefixed with it. BlockConfig sets it.
+	SettingPosition func(setting string) string
 }
 
 // Errors callers handle. Every error from this package that wraps one of

@@ -271,6 +271,10 @@ func TestGRPCRoundTripAndErrors(t *testing.T) {
 			_, err := ts.client.API().RewrapKeys(ctx, &apiv1.RewrapKeysRequest{})
 			return err
 		}, codes.InvalidArgument},
+		{"rewrap of an empty scope id is not rewrap all", func() error {
+			_, err := ts.client.RewrapKeys(ctx, "")
+			return err
+		}, codes.InvalidArgument},
 		{"destroy the active version", func() error {
 			vs, err := ts.client.KeyVersions(ctx, "o_1")
 			if err != nil {

@@ -17,6 +17,9 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	"github.com/kmsbroker/kmsbroker/client"
 )
 
@@ -99,5 +102,72 @@ func TestTLSListenerServesEveryProtocol(t *testing.T) {
 			t.Errorf("HTTPS health (h2 %t) = %d over HTTP/%d, want 200 over HTTP/%d", h2, resp.StatusCode, resp.ProtoMajor, wantMajor)
 		}
 		tr.CloseIdleConnections()
+	}
+}
+
+// ServeGRPC serves the same API on a listener of its own, in plain HTTP/2
+// and over TLS, with the same authentication, and stops with Shutdown.
+func TestServeGRPC(t *testing.T) {
+	ts := startServer(t)
+	cert, caFile := selfSigned(t)
+	tests := []struct {
+		name   string
+		tls    *tls.Config
+		scheme string
+		caFile string
+	}{
+		{"plain", nil, "http", ""},
+		{"tls", &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, "https", caFile},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv, err := New(ts.srv.cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			served := make(chan error, 1)
+			go func() { served <- srv.ServeGRPC(ln, tt.tls) }()
+			url := tt.scheme + "://" + ln.Addr().String()
+
+			c, err := client.New(client.Config{Address: url, Credentials: client.Token(ts.admin), CACertFile: tt.caFile})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			ctx := context.Background()
+			env, _, err := c.Encrypt(ctx, "o_1", "database", []byte("over the gRPC listener"), nil)
+			if err != nil {
+				t.Fatalf("encrypt: %v", err)
+			}
+			pt, err := ts.client.Decrypt(ctx, "o_1", "database", env, nil)
+			if err != nil || string(pt) != "over the gRPC listener" {
+				t.Fatalf("decrypt on the main listener = %q, %v", pt, err)
+			}
+
+			anon, err := client.New(client.Config{Address: url, CACertFile: tt.caFile})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer anon.Close()
+			if _, err := anon.ListScopes(ctx); status.Code(err) != codes.Unauthenticated {
+				t.Errorf("call without a token = %v, want Unauthenticated", err)
+			}
+
+			if err := srv.Shutdown(ctx); err != nil {
+				t.Fatalf("Shutdown: %v", err)
+			}
+			select {
+			case err := <-served:
+				if err != nil {
+					t.Errorf("ServeGRPC after Shutdown = %v, want nil", err)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("ServeGRPC still serving after Shutdown")
+			}
+		})
 	}
 }

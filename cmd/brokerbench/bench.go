@@ -95,7 +95,7 @@ func (b *bench) goals() []report.Goal {
 		Status: verdict(g.inCore1KiB > 0, g.inCore1KiB >= goalInCore),
 	})
 
-	vault := report.Goal{Name: fmt.Sprintf("API gRPC encrypt 1 KiB @64 ≥ %.0f× Vault transit and p99 < %s", goalVaultFactor, fmtDur(goalP99))}
+	vault := report.Goal{Name: fmt.Sprintf("API gRPC (grpc_address listener) encrypt 1 KiB @64 ≥ %.0f× Vault transit and p99 < %s", goalVaultFactor, fmtDur(goalP99))}
 	switch {
 	case g.grpc64 == 0:
 		vault.Result = "API not measured"

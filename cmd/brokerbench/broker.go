@@ -52,10 +52,15 @@ func (b *bench) startBroker(ctx context.Context, name, addr string, args ...stri
 // way n separate application processes would connect. Retries are off so
 // that a failure shows instead of being smoothed over.
 func (br *broker) clients(n int) ([]*client.Client, error) {
+	return br.clientsAt(br.url, n)
+}
+
+// clientsAt is clients for the API at url, such as a gRPC-only listener.
+func (br *broker) clientsAt(url string, n int) ([]*client.Client, error) {
 	cs := make([]*client.Client, n)
 	for i := range cs {
 		c, err := client.New(client.Config{
-			Address:     br.url,
+			Address:     url,
 			Credentials: client.Token(br.token),
 			MaxRetries:  -1,
 		})

@@ -107,6 +107,7 @@ const devConfig = `
 listener "tcp" {
   address     = %q
   tls_disable = true
+  %s
 }
 storage "sqlite" { path = %q }
 %s
@@ -145,9 +146,10 @@ func randomKey() (string, error) {
 }
 
 func runDev(env *cmdEnv, args []string) error {
-	var listen, token, dataDir, level, pluginDir string
+	var listen, grpcListen, token, dataDir, level, pluginDir string
 	fs := newFlags(env, "dev", "")
 	fs.StringVar(&listen, "listen", "127.0.0.1:9200", "API address")
+	fs.StringVar(&grpcListen, "grpc-listen", "", "also serve the gRPC API alone at this address (the listener's grpc_address; default: none)")
 	fs.StringVar(&token, "dev-token", env.getenv("BROKER_DEV_TOKEN"), "admin token to use instead of a random one (must look like a client token: kmsb. + 43 base64url chars)")
 	fs.StringVar(&dataDir, "data-dir", "", "directory for the database and recovery.hcl (default: a new temporary directory, removed at exit)")
 	fs.StringVar(&level, "log-level", "info", "log level")
@@ -188,7 +190,11 @@ func runDev(env *cmdEnv, args []string) error {
 	if pluginDir != "" {
 		pluginsBlock = fmt.Sprintf("plugins { directory = %q }", pluginDir)
 	}
-	src := fmt.Sprintf(devConfig, listen, filepath.Join(dataDir, "broker.db"), pluginsBlock,
+	grpcAttr := ""
+	if grpcListen != "" {
+		grpcAttr = fmt.Sprintf("grpc_address = %q", grpcListen)
+	}
+	src := fmt.Sprintf(devConfig, listen, grpcAttr, filepath.Join(dataDir, "broker.db"), pluginsBlock,
 		keys[0], keys[1], recoveryBlock, keys[3])
 	cfg, err := config.Parse([]byte(src), "dev.hcl")
 	if err != nil {
@@ -220,6 +226,9 @@ func runDev(env *cmdEnv, args []string) error {
 	defer d.Stop(ctx)
 
 	addr := "http://" + d.Addr().String()
+	if ga := d.GRPCAddr(); ga != nil {
+		fmt.Fprintf(env.stdout, "\ngRPC only: http://%s\n", ga)
+	}
 	fmt.Fprintf(env.stdout, `
 brokerd is running in dev mode: keys live in %s and vanish with it.
 Do not run dev mode in production.

@@ -47,7 +47,11 @@ func runRewrap(env *cmdEnv, args []string) error {
 		return errors.New("give exactly one of -id=ID and -all")
 	}
 	return cf.call(func(ctx context.Context, c *client.Client) error {
-		res, err := c.RewrapKeys(ctx, id)
+		rewrap := func(ctx context.Context) (*apiv1.RewrapKeysResponse, error) { return c.RewrapKeys(ctx, id) }
+		if all {
+			rewrap = c.RewrapAllKeys
+		}
+		res, err := rewrap(ctx)
 		if err != nil {
 			return err
 		}

@@ -132,7 +132,7 @@ func startCrashWorkers(c *client.Client, earlier []envelope, round int) *crashWo
 			case 2:
 				kind, call = "rewrap", func(ctx context.Context) error { _, err := c.RewrapKeys(ctx, scope); return err }
 			case 3:
-				kind, call = "rewrap all", func(ctx context.Context) error { _, err := c.RewrapKeys(ctx, ""); return err }
+				kind, call = "rewrap all", func(ctx context.Context) error { _, err := c.RewrapAllKeys(ctx); return err }
 			}
 			w.call(kind, call)
 		}

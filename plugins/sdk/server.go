@@ -13,6 +13,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	wrapping "github.com/hashicorp/go-kms-wrapping/v2"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -318,7 +319,15 @@ func configureError(err error, scrub configScrub) error {
 	}
 	var se *SettingError
 	if errors.As(err, &se) {
-		return status.Error(codes.InvalidArgument, "configure: "+scrub.all.Replace(se.Error()))
+		// The setting's name also travels as a structured detail, so the
+		// host can point at the line of the config that holds it.
+		st := status.New(codes.InvalidArgument, "configure: "+scrub.all.Replace(se.Error()))
+		detailed, derr := st.WithDetails(&errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{
+			{Field: se.Setting, Description: scrub.all.Replace(se.Problem)}}})
+		if derr != nil {
+			return st.Err()
+		}
+		return detailed.Err()
 	}
 	return status.Error(codes.InvalidArgument, "configure: "+scrub.all.Replace(err.Error()))
 }

@@ -3,9 +3,9 @@ log_level = "debug"
 
 listener "tcp" {
   address       = "0.0.0.0:9443"
+  grpc_address  = "0.0.0.0:9444"
   tls_cert_file = "/etc/brokerd/tls.crt"
   tls_key_file  = "/etc/brokerd/tls.key"
-
   max_plaintext_bytes = 65536
 }
 
