@@ -47,8 +47,10 @@
 //
 // Two more suites sit beside the scenarios: faults (plugin crash loops, a
 // hanging plugin, SQLite made immutable or full, PostgreSQL cut through a
-// proxy, brokerd SIGKILLed during rotations on both stores) and hygiene
-// (a full run at debug level searched for every secret in every output).
+// proxy and its sessions ended with pg_terminate_backend, brokerd
+// SIGKILLed during rotations on both stores) and hygiene (a full run at
+// debug level searched for every secret in every output, and the same
+// search over the log of a broker whose test plugin leaks on purpose).
 //
 // Environment:
 //

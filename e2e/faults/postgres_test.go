@@ -2,13 +2,17 @@ package faults
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
-	"math/rand/v2"
+	mathrand "math/rand/v2"
 	"net"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -16,13 +20,28 @@ import (
 	"github.com/kmsbroker/kmsbroker/e2e/brokerd"
 )
 
-// outageCycles is how often the PostgreSQL connection is cut under a
-// loop of rotations and encryptions.
+// outageCycles is how often PostgreSQL is taken away under a loop of
+// rotations and encryptions.
 const outageCycles = 5
 
 // failFastBound is the longest a call may take while the database is
 // unreachable: the broker must answer with an error, not hang.
 const failFastBound = 15 * time.Second
+
+// terminations is how often the broker's sessions are terminated in one
+// cycle, terminationGap apart: several times, so that some termination
+// hits a session in the middle of a query rather than an idle one, which
+// the connection pool replaces unseen.
+const (
+	terminations   = 5
+	terminationGap = 40 * time.Millisecond
+)
+
+// terminateQuery ends the broker's server sessions: every session of the
+// current database but the test's own, narrowed to the broker's
+// application_name so that other tests sharing the server are left alone.
+const terminateQuery = `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+WHERE datname = current_database() AND pid <> pg_backend_pid() AND application_name = $1`
 
 // postgresViaProxy returns a fresh schema's URL with its host replaced by
 // a proxy to the server, and the proxy. It skips the test when
@@ -55,10 +74,118 @@ func TestPostgresOutage(t *testing.T) {
 	before := mustReadKeys(t, f.c, "o_1")
 	checkKeys(t, "before the outages", before)
 
-	succeeded, attempted := 0, 0
-	errs := map[string]error{}
+	res := underFaults(t, f, func(int) {
+		proxy.Cut()
+		time.Sleep(time.Second)
+		proxy.Restore()
+	})
+	// Every cut lasts a second, longer than any call: one fails each time.
+	for _, cycle := range res.quiet {
+		t.Errorf("cycle %d: no call failed while PostgreSQL was cut off", cycle)
+	}
+	storeResumes(t, f, before, res)
+}
+
+// TestPostgresSessionsTerminated ends the broker's sessions on the server
+// with pg_terminate_backend, as an administrator or a failover does,
+// while rotations, rewraps and encryptions run, several times: calls fail
+// quickly with the documented error, the broker log says the server
+// ended the session, no rotation is left half done, the service resumes
+// at once, and every envelope issued decrypts, also after a restart.
+func TestPostgresSessionsTerminated(t *testing.T) {
+	backend := storetest.Postgres(t)
+	appName := "kmsbroker-e2e-" + randomHex(t, 6)
+	u, err := url.Parse(backend.DSN)
+	if err != nil {
+		t.Fatalf("parse %s: %v", storetest.PostgresURLEnv, err)
+	}
+	q := u.Query()
+	q.Set("application_name", appName)
+	u.RawQuery = q.Encode()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, backend.DSN)
+	if err != nil {
+		t.Fatalf("connect to PostgreSQL: %v", err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+
+	f := newFixture(t, brokerd.Config{Storage: brokerd.Postgres, PostgresURL: u.String()})
+	prepareData(t, f)
+	before := mustReadKeys(t, f.c, "o_1")
+	checkKeys(t, "before the terminations", before)
+
+	terminated := 0
+	res := underFaults(t, f, func(cycle int) {
+		n := 0
+		for range terminations {
+			n += terminate(t, conn, appName)
+			time.Sleep(terminationGap)
+		}
+		if n == 0 {
+			t.Errorf("cycle %d: the broker had no session to terminate", cycle)
+		}
+		terminated += n
+	})
+	t.Logf("%d broker sessions terminated; no call failed in cycles %v", terminated, res.quiet)
+	// A session terminated while idle is replaced unseen; one terminated
+	// mid-query fails its call. Over all cycles some call must fail, or
+	// the test did not hit the broker at all.
+	if len(res.errs) == 0 {
+		t.Errorf("no call failed in %d cycles of terminated sessions", outageCycles)
+	}
+	if log := f.b.Logs(); !strings.Contains(log, "SQLSTATE 57P01") {
+		t.Errorf("broker log does not say the server ended its sessions: no %q in it", "SQLSTATE 57P01")
+	}
+	storeResumes(t, f, before, res)
+}
+
+// terminate ends every session of the broker named appName and returns
+// how many there were.
+func terminate(t *testing.T, conn *pgx.Conn, appName string) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	rows, err := conn.Query(ctx, terminateQuery, appName)
+	if err != nil {
+		t.Fatalf("pg_terminate_backend: %v", err)
+	}
+	n := 0
+	for rows.Next() {
+		var ok bool
+		if err := rows.Scan(&ok); err != nil {
+			t.Fatalf("pg_terminate_backend: %v", err)
+		}
+		if ok {
+			n++
+		}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatalf("pg_terminate_backend: %v", err)
+	}
+	return n
+}
+
+// faultResult is what a loop of calls under store faults saw.
+type faultResult struct {
+	// succeeded and attempted count rotations reported done and tried.
+	succeeded, attempted int
+	// errs are the errors of the calls that failed, by cycle and call.
+	errs map[string]error
+	// quiet are the cycles in which no call failed.
+	quiet []int
+}
+
+// underFaults runs rotations, with and without rewrap, and encryptions
+// in o_1 in a loop, and calls fault outageCycles times somewhere in the
+// middle of a call. After each fault it waits until the broker reads its
+// store again, and checks every failed call's error and o_1's key
+// versions.
+func underFaults(t *testing.T, f *fixture, fault func(cycle int)) faultResult {
+	t.Helper()
+	res := faultResult{errs: map[string]error{}}
 	for cycle := range outageCycles {
-		// Let the loop run, then cut it somewhere in the middle of a call.
 		stop := make(chan struct{})
 		done := make(chan struct{})
 		var loopErrs []error
@@ -93,51 +220,58 @@ func TestPostgresOutage(t *testing.T) {
 				}
 			}
 		}()
-		time.Sleep(time.Duration(50+rand.IntN(250)) * time.Millisecond)
-		proxy.Cut()
-		time.Sleep(time.Second)
-		proxy.Restore()
+		// Let the loop run, then strike somewhere in the middle of a call.
+		time.Sleep(time.Duration(50+mathrand.IntN(250)) * time.Millisecond)
+		fault(cycle)
 		waitStore(t, f)
-		time.Sleep(300 * time.Millisecond) // some calls after the outage
+		time.Sleep(300 * time.Millisecond) // some calls after the fault
 		close(stop)
 		<-done
-		succeeded += ok
-		attempted += tried
+		res.succeeded += ok
+		res.attempted += tried
 
 		if len(loopErrs) == 0 {
-			t.Errorf("cycle %d: no call failed while PostgreSQL was cut off", cycle)
+			res.quiet = append(res.quiet, cycle)
 		}
 		for i, err := range loopErrs {
-			wantCleanError(t, "a call while PostgreSQL is cut off", err)
-			errs[fmt.Sprintf("cycle %d call %d", cycle, i)] = err
+			wantCleanError(t, fmt.Sprintf("cycle %d call %d", cycle, i), err)
+			res.errs[fmt.Sprintf("cycle %d call %d", cycle, i)] = err
 		}
-		k := mustReadKeys(t, f.c, "o_1")
-		checkKeys(t, fmt.Sprintf("after outage %d", cycle+1), k)
+		checkKeys(t, fmt.Sprintf("after fault %d", cycle+1), mustReadKeys(t, f.c, "o_1"))
 	}
-	wantUnavailable(t, errs)
+	return res
+}
+
+// storeResumes checks what must hold after the faults of res: every
+// error was UNAVAILABLE, a rotation succeeds, the store holds no more
+// and no fewer rotations than were reported done and tried, and every
+// envelope decrypts, also after a restart.
+func storeResumes(t *testing.T, f *fixture, before keyState, res faultResult) {
+	t.Helper()
+	wantUnavailable(t, res.errs)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if _, err := f.c.RotateKeys(ctx, "o_1", true); err != nil {
-		t.Fatalf("RotateKeys after the last outage: %v", err)
+		t.Fatalf("RotateKeys after the last fault: %v", err)
 	}
-	succeeded++
-	attempted++
+	res.succeeded++
+	res.attempted++
 
 	// A rotation whose commit reached the server but whose answer was
-	// cut counts on the server, not in succeeded.
+	// lost counts on the server, not in succeeded.
 	after := mustReadKeys(t, f.c, "o_1")
 	added := after.rotations() - before.rotations()
-	if added < succeeded || added > attempted {
+	if added < res.succeeded || added > res.attempted {
 		t.Errorf("rotations: %d added to the store, %d reported done, %d tried; want between done and tried",
-			added, succeeded, attempted)
+			added, res.succeeded, res.attempted)
 	}
 	byCode := map[codes.Code]int{}
-	for _, err := range errs {
+	for _, err := range res.errs {
 		byCode[status.Code(err)]++
 	}
-	t.Logf("%d outages: %d of %d rotations reported done, %d in the store, %d envelopes issued; errors by code: %v",
-		outageCycles, succeeded, attempted, added, len(f.issued), byCode)
+	t.Logf("%d faults: %d of %d rotations reported done, %d in the store, %d envelopes issued; errors by code: %v",
+		outageCycles, res.succeeded, res.attempted, added, len(f.issued), byCode)
 	decryptAll(t, f.c, f.issued)
 
 	f.b.Stop()
@@ -163,4 +297,13 @@ func waitStore(t *testing.T, f *fixture) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+func randomHex(t *testing.T, n int) string {
+	t.Helper()
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatalf("random: %v", err)
+	}
+	return hex.EncodeToString(b)
 }

@@ -107,8 +107,13 @@ func decryptAll(t *testing.T, c *client.Client, issued []envelope) {
 	}
 }
 
-// wantCleanError checks err is how a broken store may look to a caller:
-// an error, whose message shows nothing of the store.
+// storeUnavailable is the message of every call that fails on a broken
+// store: the API's one text for a backend that may come back
+// (broker/server/errors.go), which names nothing of the store.
+const storeUnavailable = "a key backend is unavailable; retry later"
+
+// wantCleanError checks err is how a broken store must look to a caller:
+// an error with the documented message, which shows nothing of the store.
 func wantCleanError(t *testing.T, what string, err error) {
 	t.Helper()
 	if err == nil {
@@ -116,6 +121,9 @@ func wantCleanError(t *testing.T, what string, err error) {
 		return
 	}
 	msg := status.Convert(err).Message()
+	if msg != storeUnavailable {
+		t.Errorf("%s while the store is broken: message %q, want %q", what, msg, storeUnavailable)
+	}
 	for _, detail := range []string{"sqlite", "SQLITE", "pgx", "postgres", "SQLSTATE", "broker.db", "disk"} {
 		if strings.Contains(msg, detail) {
 			t.Errorf("%s while the store is broken: message %q shows store detail %q", what, msg, detail)
