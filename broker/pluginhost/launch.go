@@ -192,6 +192,9 @@ func (p *Plugin) launch(ctx context.Context) (_ *instance, err error) {
 	}
 
 	proc := newProcess()
+	// Until Describe says which settings are secret, every value is.
+	allSecret := sdk.NewRedactor(p.cfg.Settings, func(string) bool { return true })
+	log := newScrubLogger(p.log, allSecret)
 	var sockDir string
 	client := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig: sdk.Handshake,
@@ -207,9 +210,9 @@ func (p *Plugin) launch(ctx context.Context) (_ *instance, err error) {
 		Managed:          false,
 		SkipHostEnv:      true,
 		StartTimeout:     timeLeft(ctx),
-		Logger:           p.log,
-		SyncStdout:       &lineLogger{log: p.log, stream: "stdout"},
-		SyncStderr:       &lineLogger{log: p.log, stream: "stderr"},
+		Logger:           log,
+		SyncStdout:       &lineLogger{log: log, stream: "stdout"},
+		SyncStderr:       &lineLogger{log: log, stream: "stderr"},
 	})
 	defer func() {
 		if err != nil {
@@ -248,7 +251,7 @@ func (p *Plugin) launch(ctx context.Context) (_ *instance, err error) {
 		conn:   gc.Conn,
 		rpc:    rpc,
 		broken: make(chan struct{}),
-		scrub:  sdk.NewRedactor(p.cfg.Settings, func(string) bool { return true }),
+		scrub:  allSecret,
 	}
 	in.scrubAll = in.scrub
 
@@ -275,6 +278,7 @@ func (p *Plugin) launch(ctx context.Context) (_ *instance, err error) {
 	isSecret := func(name string) bool { return secret[name] || !known[name] }
 	in.scrubAll = sdk.NewRedactor(p.cfg.Settings, isSecret)
 	in.scrub = sdk.NewRedactor(secretSettings(p.cfg.Settings, isSecret), isSecret)
+	log.setScrub(in.scrub)
 	if err := p.cfg.checkDeclared(in.desc.GetSettings()); err != nil {
 		return nil, p.settingsErr(path, err)
 	}

@@ -30,7 +30,8 @@ func (b *syncBuffer) String() string {
 
 // TestPluginOutputIsLogged: what a plugin prints after the handshake, and
 // its own log lines, reach the host's logger tagged with block and plugin,
-// and no setting value appears in the host's log.
+// with the plugin's secret setting, which each of them holds, replaced by
+// a marker.
 func TestPluginOutputIsLogged(t *testing.T) {
 	var out syncBuffer
 	logger := hclog.New(&hclog.LoggerOptions{Output: &out, Level: hclog.Debug})
@@ -41,7 +42,12 @@ func TestPluginOutputIsLogged(t *testing.T) {
 	if _, err := p.Encrypt(context.Background(), []byte("plaintext-never-logged"), nil); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"chatter on stdout", "chatter on stderr", "configured"}
+	want := []string{
+		"chatter on stdout key=<value of key>",
+		"chatter on stderr key=<value of key>",
+		"chatter in the log: block=talky plugin=chatter error=\"bad key <value of key>\" key=\"<value of key>\"",
+		"configured",
+	}
 	waitFor(t, 5*time.Second, "the plugin's lines in the host log", func() bool {
 		log := out.String()
 		for _, w := range want {

@@ -2,6 +2,7 @@ package pluginhost
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/rpc"
@@ -78,9 +79,12 @@ var behaviours = map[string]func(){
 	// configure metadata.
 	"envcheck": func() { sdk.Serve(envWrapper{aead.NewWrapper()}) },
 	// chatter prints to stdout and stderr on every Encrypt, after the
-	// handshake, where go-plugin forwards both to the host.
+	// handshake, where go-plugin forwards both to the host, and writes a
+	// JSON log line to its own stderr, which go-plugin parses. Each line
+	// carelessly holds its secret key setting.
 	"chatter": func() {
-		sdk.Serve(chatterWrapper{aead.NewWrapper()}, sdk.WithAAD(), sdk.WithSettings(
+		logger := hclog.New(&hclog.LoggerOptions{Output: os.Stderr, JSONFormat: true})
+		sdk.Serve(chatterWrapper{Wrapper: aead.NewWrapper(), log: logger}, sdk.WithAAD(), sdk.WithSettings(
 			sdk.Setting{Name: "key", Secret: true},
 		))
 	},
@@ -241,12 +245,22 @@ func (w envWrapper) SetConfig(ctx context.Context, opt ...wrapping.Option) (*wra
 	return &wrapping.WrapperConfig{Metadata: map[string]string{"env": strings.Join(names, ",")}}, nil
 }
 
-// chatterWrapper writes a line to stdout and to stderr before encrypting.
-type chatterWrapper struct{ *aead.Wrapper }
+// chatterWrapper writes a line to stdout, to stderr and to its log
+// before encrypting, each with its key setting in it.
+type chatterWrapper struct {
+	*aead.Wrapper
+	log hclog.Logger
+}
 
 func (w chatterWrapper) Encrypt(ctx context.Context, pt []byte, opt ...wrapping.Option) (*wrapping.BlobInfo, error) {
-	fmt.Println("chatter on stdout")
-	fmt.Fprintln(os.Stderr, "chatter on stderr")
+	raw, err := w.KeyBytes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	key := base64.StdEncoding.EncodeToString(raw)
+	fmt.Println("chatter on stdout key=" + key)
+	fmt.Fprintln(os.Stderr, "chatter on stderr key="+key)
+	w.log.Info("chatter in the log", "key", key, "error", errors.New("bad key "+key))
 	return w.Wrapper.Encrypt(ctx, pt, opt...)
 }
 

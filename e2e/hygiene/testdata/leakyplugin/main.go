@@ -1,9 +1,10 @@
 // Command leakyplugin is a deliberately leaking kmsbroker wrapper plugin,
 // for the secret-hygiene tests only: the aead plugin's AES-256-GCM
-// wrapper, which logs every plaintext it decrypts, as a careless plugin
-// might while debugging. Its lines reach brokerd's log
-// the way every plugin's do, so a hygiene scan of that log must report
-// the secret. Never ship it.
+// wrapper, which logs its key setting when configured and every plaintext
+// it decrypts, as a careless plugin might while debugging. Its lines
+// reach brokerd's log the way every plugin's do: brokerd scrubs the
+// setting it knows, but cannot know a plaintext, so a hygiene scan of
+// that log must report the plaintext. Never ship it.
 //
 // Settings: key (base64 of 32 bytes, secret) and key_id.
 package main
@@ -37,6 +38,15 @@ func main() {
 type wrapper struct {
 	*aead.Wrapper
 	log hclog.Logger
+}
+
+func (w *wrapper) SetConfig(ctx context.Context, opt ...wrapping.Option) (*wrapping.WrapperConfig, error) {
+	opts, err := wrapping.GetOpts(opt...)
+	if err != nil {
+		return nil, err
+	}
+	w.log.Info("leaky plugin: configured", "key", opts.WithConfigMap["key"])
+	return w.Wrapper.SetConfig(ctx, opt...)
 }
 
 func (w *wrapper) Decrypt(ctx context.Context, in *wrapping.BlobInfo, opt ...wrapping.Option) ([]byte, error) {
