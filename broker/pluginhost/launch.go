@@ -196,24 +196,12 @@ func (p *Plugin) launch(ctx context.Context) (_ *instance, err error) {
 	allSecret := sdk.NewRedactor(p.cfg.Settings, func(string) bool { return true })
 	log := newScrubLogger(p.log, allSecret)
 	var sockDir string
-	client := plugin.NewClient(&plugin.ClientConfig{
-		HandshakeConfig: sdk.Handshake,
-		Plugins:         sdk.PluginSet(),
-		RunnerFunc: func(_ hclog.Logger, cmd *exec.Cmd, dir string) (runner.Runner, error) {
+	client := plugin.NewClient(p.clientConfig(log,
+		func(_ hclog.Logger, cmd *exec.Cmd, dir string) (runner.Runner, error) {
 			// cmd carries only go-plugin's variables (SkipHostEnv).
 			sockDir = dir
 			return proc, proc.prepare(path, append(env, cmd.Env...), pinned)
-		},
-		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
-		UnixSocketConfig: socketConfig(os.TempDir()),
-		AutoMTLS:         true,
-		Managed:          false,
-		SkipHostEnv:      true,
-		StartTimeout:     timeLeft(ctx),
-		Logger:           log,
-		SyncStdout:       &lineLogger{log: log, stream: "stdout"},
-		SyncStderr:       &lineLogger{log: log, stream: "stderr"},
-	})
+		}))
 	defer func() {
 		if err != nil {
 			_ = proc.Kill(context.Background())
@@ -294,6 +282,30 @@ func (p *Plugin) launch(ctx context.Context) (_ *instance, err error) {
 		"key_id", in.conf.GetKeyId(), "plugin_version", in.desc.GetPluginVersion(),
 		"aad", in.aad())
 	return in, nil
+}
+
+// clientConfig is what one start hands go-plugin: gRPC only, automatic
+// mTLS, no host environment, the process started by run, and what the
+// plugin prints scrubbed by output before it is logged.
+//
+// go-plugin's own start timer gets all of StartTimeout, however long,
+// instead of its one-minute default. It starts after launch's ctx, which
+// ends first and bounds the whole start (see launch).
+func (p *Plugin) clientConfig(log hclog.Logger, run func(hclog.Logger, *exec.Cmd, string) (runner.Runner, error)) *plugin.ClientConfig {
+	return &plugin.ClientConfig{
+		HandshakeConfig:  sdk.Handshake,
+		Plugins:          sdk.PluginSet(),
+		RunnerFunc:       run,
+		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		UnixSocketConfig: socketConfig(os.TempDir()),
+		AutoMTLS:         true,
+		Managed:          false,
+		SkipHostEnv:      true,
+		StartTimeout:     p.cfg.StartTimeout,
+		Logger:           log,
+		SyncStdout:       &lineLogger{log: log, stream: "stdout"},
+		SyncStderr:       &lineLogger{log: log, stream: "stderr"},
+	}
 }
 
 // publicMetadata drops metadata a plugin should not have returned: entries
@@ -478,14 +490,6 @@ func quote(b []byte) string {
 		return strconv.Quote(string(b[:quoteLimit])) + "..."
 	}
 	return strconv.Quote(string(b))
-}
-
-func timeLeft(ctx context.Context) time.Duration {
-	d, ok := ctx.Deadline()
-	if !ok {
-		return DefaultStartTimeout
-	}
-	return time.Until(d)
 }
 
 // checkExecutable reports a missing or non-executable plugin.
