@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"net/rpc"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -78,6 +80,10 @@ var behaviours = map[string]func(){
 	// envcheck reports the names of its environment variables as
 	// configure metadata.
 	"envcheck": func() { sdk.Serve(envWrapper{aead.NewWrapper()}) },
+	// spawner starts a helper, `sleep 300`, when configured and reports
+	// its pid as configure metadata child_pid: a plugin that leaves a
+	// grandchild of the host behind.
+	"spawner": func() { sdk.Serve(&spawnWrapper{Wrapper: aead.NewWrapper()}) },
 	// chatter prints to stdout and stderr on every Encrypt, after the
 	// handshake, where go-plugin forwards both to the host, and writes a
 	// JSON log line to its own stderr, which go-plugin parses. Each line
@@ -243,6 +249,18 @@ func (w envWrapper) SetConfig(ctx context.Context, opt ...wrapping.Option) (*wra
 	}
 	sort.Strings(names)
 	return &wrapping.WrapperConfig{Metadata: map[string]string{"env": strings.Join(names, ",")}}, nil
+}
+
+// spawnWrapper starts a long-lived helper process when configured.
+type spawnWrapper struct{ *aead.Wrapper }
+
+func (w *spawnWrapper) SetConfig(ctx context.Context, opt ...wrapping.Option) (*wrapping.WrapperConfig, error) {
+	cmd := exec.Command("sleep", "300")
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	go func() { _ = cmd.Wait() }()
+	return &wrapping.WrapperConfig{Metadata: map[string]string{"child_pid": strconv.Itoa(cmd.Process.Pid)}}, nil
 }
 
 // chatterWrapper writes a line to stdout, to stderr and to its log
