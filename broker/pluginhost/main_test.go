@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -77,9 +76,15 @@ var behaviours = map[string]func(){
 	// noaad serves the AEAD wrapper without declaring the AAD capability,
 	// so the host binds AAD itself, as it does for transit.
 	"noaad": func() { serveAEAD() },
-	// envcheck reports the names of its environment variables as
-	// configure metadata.
-	"envcheck": func() { sdk.Serve(envWrapper{aead.NewWrapper()}) },
+	// envcheck is an aead plugin that also accepts disallow_env_vars, so
+	// it can stand in for the cloud plugins whose environment the host
+	// filters.
+	"envcheck": func() {
+		sdk.Serve(aead.NewWrapper(), sdk.WithSettings(
+			sdk.Setting{Name: "key", Secret: true},
+			sdk.Setting{Name: "disallow_env_vars", Bool: true},
+		))
+	},
 	// spawner starts a helper, `sleep 300`, when configured and reports
 	// its pid as configure metadata child_pid: a plugin that leaves a
 	// grandchild of the host behind.
@@ -236,19 +241,6 @@ func (r *rawPlugin) GRPCClient(context.Context, *plugin.GRPCBroker, *grpc.Client
 func (r *rawPlugin) Server(*plugin.MuxBroker) (any, error) { return nil, errors.New("gRPC only") }
 func (r *rawPlugin) Client(*plugin.MuxBroker, *rpc.Client) (any, error) {
 	return nil, errors.New("gRPC only")
-}
-
-// envWrapper reports its environment's variable names as metadata.
-type envWrapper struct{ *aead.Wrapper }
-
-func (w envWrapper) SetConfig(ctx context.Context, opt ...wrapping.Option) (*wrapping.WrapperConfig, error) {
-	var names []string
-	for _, kv := range os.Environ() {
-		name, _, _ := strings.Cut(kv, "=")
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	return &wrapping.WrapperConfig{Metadata: map[string]string{"env": strings.Join(names, ",")}}, nil
 }
 
 // spawnWrapper starts a long-lived helper process when configured.
