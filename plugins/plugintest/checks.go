@@ -14,6 +14,7 @@ import (
 	wrapping "github.com/hashicorp/go-kms-wrapping/v2"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/kmsbroker/kmsbroker/plugins/sdk"
@@ -96,6 +97,9 @@ func (s *suite) checkDescribe(ctx context.Context, c *conn) *pluginv1.DescribeRe
 	if desc.GetType() == "" {
 		problems = append(problems, "type is empty")
 	}
+	if desc.GetPluginVersion() == "" {
+		problems = append(problems, "plugin_version is empty")
+	}
 	if desc.GetKeyId() != "" {
 		problems = append(problems, fmt.Sprintf("key_id = %q before configure, want empty", desc.GetKeyId()))
 	}
@@ -123,17 +127,21 @@ func (s *suite) checkDescribe(ctx context.Context, c *conn) *pluginv1.DescribeRe
 }
 
 func (s *suite) checkHealth(ctx context.Context, c *conn, check string, want bool) {
+	s.record(check, s.health(ctx, c, want))
+}
+
+// health calls Health and checks that it reports configured = want.
+func (s *suite) health(ctx context.Context, c *conn, want bool) error {
 	cctx, cancel := s.callCtx(ctx)
 	defer cancel()
 	h, err := c.rpc.Health(cctx, &pluginv1.HealthRequest{})
 	switch {
 	case err != nil:
-		s.record(check, err)
+		return err
 	case h.GetConfigured() != want:
-		s.record(check, fmt.Errorf("health reports configured = %v, want %v", h.GetConfigured(), want))
-	default:
-		s.record(check, nil)
+		return fmt.Errorf("health reports configured = %v, want %v", h.GetConfigured(), want)
 	}
+	return nil
 }
 
 // roundTrip encrypts and decrypts plaintext with aad.
@@ -217,7 +225,8 @@ func (s *suite) checkAAD(ctx context.Context, c *conn, aad bool) {
 }
 
 // checkBadCiphertexts feeds broken blobs to Decrypt: each must be refused
-// with InvalidArgument, and the process must survive.
+// with InvalidArgument, and the plugin must still answer Health, configured,
+// afterwards.
 func (s *suite) checkBadCiphertexts(ctx context.Context, c *conn) {
 	cctx, cancel := s.callCtx(ctx)
 	enc, err := c.rpc.Encrypt(cctx, &pluginv1.EncryptRequest{Plaintext: []byte("a valid blob to break")})
@@ -236,6 +245,11 @@ func (s *suite) checkBadCiphertexts(ctx context.Context, c *conn) {
 	flipped.Ciphertext[len(flipped.Ciphertext)-1] ^= 0x01
 	noCiphertext := proto.Clone(&blob).(*wrapping.BlobInfo)
 	noCiphertext.Ciphertext = nil
+	// A blob cut short as a whole does not parse, and the SDK refuses it
+	// before the wrapper sees it; one that parses with its ciphertext cut
+	// short reaches the wrapper.
+	halfCiphertext := proto.Clone(&blob).(*wrapping.BlobInfo)
+	halfCiphertext.Ciphertext = halfCiphertext.Ciphertext[:len(halfCiphertext.Ciphertext)/2]
 
 	cases := []struct {
 		name string
@@ -246,23 +260,43 @@ func (s *suite) checkBadCiphertexts(ctx context.Context, c *conn) {
 		{"garbage", randomBytes(64)},
 		{"flipped-bit", mustMarshal(flipped)},
 		{"no-ciphertext", mustMarshal(noCiphertext)},
+		{"truncated-ciphertext", mustMarshal(halfCiphertext)},
+		{"empty-ciphertext", withEmptyCiphertext(noCiphertext)},
 	}
 	for _, tc := range cases {
-		check := "bad-ciphertext/" + tc.name
 		cctx, cancel := s.callCtx(ctx)
 		dec, err := c.rpc.Decrypt(cctx, &pluginv1.DecryptRequest{BlobInfo: tc.blob})
 		cancel()
+		var problems []string
 		switch {
 		case err == nil:
-			s.record(check, fmt.Errorf("decrypt succeeded (%d bytes)", len(dec.GetPlaintext())))
+			problems = append(problems, fmt.Sprintf("decrypt succeeded (%d bytes)", len(dec.GetPlaintext())))
 		case status.Code(err) != codes.InvalidArgument:
-			s.record(check, fmt.Errorf("decrypt: %w; want code InvalidArgument", err))
-		case !c.alive():
-			s.record(check, errors.New("the plugin process exited"))
-		default:
-			s.record(check, nil)
+			problems = append(problems, fmt.Sprintf("decrypt: %v; want code InvalidArgument", err))
 		}
+		if err := s.health(ctx, c, true); err != nil {
+			problems = append(problems, fmt.Sprintf("health after it: %v", err))
+		}
+		if !c.alive() {
+			problems = append(problems, "the plugin process exited")
+		}
+		var failed error
+		if len(problems) > 0 {
+			failed = errors.New(strings.Join(problems, "; "))
+		}
+		s.record("bad-ciphertext/"+tc.name, failed)
 	}
+}
+
+// withEmptyCiphertext encodes blob, which has no ciphertext, with the
+// ciphertext field present and zero bytes long. Go's encoder leaves an
+// empty bytes field out, as in the no-ciphertext case; other encoders may
+// write it.
+func withEmptyCiphertext(blob *wrapping.BlobInfo) []byte {
+	field := blob.ProtoReflect().Descriptor().Fields().ByName("ciphertext").Number()
+	b := protowire.AppendTag(nil, field, protowire.BytesType)
+	b = protowire.AppendBytes(b, nil)
+	return append(b, mustMarshal(blob)...)
 }
 
 // checkConcurrency runs cfg.Concurrency encrypt-decrypt round trips at

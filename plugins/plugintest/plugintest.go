@@ -2,10 +2,10 @@
 // It starts a plugin executable the way the broker does (go-plugin gRPC,
 // the kmsbroker handshake, automatic mTLS), speaks the plugin protocol to
 // it directly, and checks the contract every plugin must keep: honest
-// Describe, settings that are checked and never echoed, round trips of
-// empty, small and 1 MiB plaintexts, AAD bound when claimed, every kind of
-// bad ciphertext refused without a crash, 200 concurrent calls, and a
-// stable key id.
+// Describe with a plugin version, settings that are checked and never
+// echoed, round trips of empty, small and 1 MiB plaintexts, AAD bound when
+// claimed, every kind of bad ciphertext refused cleanly with the plugin
+// still healthy, 200 concurrent calls, and a stable key id.
 //
 // A plugin's own test builds the program and runs the suite:
 //
