@@ -183,7 +183,7 @@ func startAEAD(t *testing.T, mod func(*Config)) *Plugin {
 	return startPlugin(t, cfg)
 }
 
-func startPlugin(t *testing.T, cfg Config) *Plugin {
+func startPlugin(t testing.TB, cfg Config) *Plugin {
 	t.Helper()
 	p, err := Start(context.Background(), cfg)
 	if err != nil {
