@@ -222,7 +222,7 @@ func (p *Plugin) launch(ctx context.Context) (_ *instance, err error) {
 	cp, err := client.Client()
 	close(handshaken)
 	if err != nil {
-		return nil, p.handshakeErr(ctx, path, proc, err)
+		return nil, p.handshakeErr(ctx, path, proc, allSecret, err)
 	}
 	raw, err := cp.Dispense(sdk.PluginName)
 	if err != nil {
@@ -410,9 +410,10 @@ func (p *Plugin) rpcStartErr(ctx context.Context, path string, in *instance, op 
 
 // handshakeErr explains a failed go-plugin handshake from what the host
 // saw: stray output, the version the plugin offered, its exit status, or
-// silence until the start timeout.
-func (p *Plugin) handshakeErr(ctx context.Context, path string, proc *process, err error) error {
-	head := proc.headBytes()
+// silence until the start timeout. What it quotes of the plugin's output
+// passes through scrub first.
+func (p *Plugin) handshakeErr(ctx context.Context, path string, proc *process, scrub *strings.Replacer, err error) error {
+	head := []byte(scrub.Replace(string(proc.headBytes())))
 	if len(head) > 0 {
 		line, complete := firstLine(head)
 		parts := strings.Split(line, "|")
@@ -441,7 +442,7 @@ func (p *Plugin) handshakeErr(ctx context.Context, path string, proc *process, e
 			msg += "; stdout began " + quote(head)
 		}
 		if last := proc.tail.lastLine(); last != "" {
-			msg += "; last stderr line " + quote([]byte(last))
+			msg += "; last stderr line " + quote([]byte(scrub.Replace(last)))
 		}
 		return p.startErr(path, ErrUnavailable, "%s", msg)
 	}
