@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"fmt"
+	"math"
 	"time"
 
 	apiv1 "github.com/kmsbroker/kmsbroker/proto/api/v1"
@@ -90,8 +91,10 @@ func (c *Client) ReEncrypt(ctx context.Context, scope, purpose string, envelope,
 func (c *Client) DeriveKey(ctx context.Context, scope, user, session string, length int, version uint32) ([]byte, uint32, error) {
 	ctx, cancel := c.ctx(ctx)
 	defer cancel()
-	if length < 0 {
-		return nil, 0, fmt.Errorf("derive key: negative length %d", length)
+	if length < 0 || length > math.MaxUint32 {
+		// The API takes a uint32; a larger value must not wrap around to
+		// a valid length.
+		return nil, 0, fmt.Errorf("derive key: length %d out of range", length)
 	}
 	resp, err := c.api.DeriveKey(ctx, &apiv1.DeriveKeyRequest{ScopeId: scope, UserId: user, SessionId: session,
 		Length: uint32(length), KeyVersion: version})

@@ -65,3 +65,18 @@ func TestRetryableMethodsExist(t *testing.T) {
 		}
 	}
 }
+
+// A length beyond uint32 once wrapped around to a valid one and derived a
+// key of another length; it is refused before any call.
+func TestDeriveKeyLengthOutOfRange(t *testing.T) {
+	c, err := New(Config{Address: "http://127.0.0.1:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, n := range []int{-1, 1<<32 + 32, 1 << 32} {
+		if _, _, err := c.DeriveKey(t.Context(), "o_1", "u", "s", n, 0); err == nil || !strings.Contains(err.Error(), "out of range") {
+			t.Errorf("DeriveKey length %d: err = %v, want out of range", n, err)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"strconv"
 	"strings"
 )
@@ -84,8 +85,18 @@ type data struct {
 
 func (b *broker) status(c cred) statusOut {
 	b.t.Helper()
+	r := b.cli(c, "status", "-format=json")
 	var s statusOut
-	b.okJSON(&s, c, "status")
+	if r.code != 0 && r.code != 3 {
+		b.t.Fatalf("status: want exit 0 or 3 (not ready), got\n%s", r)
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &s); err != nil {
+		b.t.Fatalf("brokerd status -format=json: output is not the expected JSON: %v\n%s", err, r.stdout)
+	}
+	// Exit 3 says exactly that the broker is not ready.
+	if (r.code == 3) == s.Ready {
+		b.t.Errorf("status: exit %d with ready=%t", r.code, s.Ready)
+	}
 	return s
 }
 

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/kmsbroker/kmsbroker/broker/store"
 )
@@ -112,6 +114,10 @@ func (t *Tokens) Create(ctx context.Context, secret, name string, role Role, sco
 	return secret, tokenInfo(tok), nil
 }
 
+// MaxTokenNameLen bounds a token's name, an operator label, like a
+// scope's name.
+const MaxTokenNameLen = 256
+
 // checkNewToken rejects a token that must not exist.
 func checkNewToken(name string, role Role, scopes []string, ttl time.Duration) error {
 	if _, err := ParseRole(string(role)); err != nil {
@@ -120,6 +126,12 @@ func checkNewToken(name string, role Role, scopes []string, ttl time.Duration) e
 	switch {
 	case name == "":
 		return fmt.Errorf("%w: a token name is required", ErrInvalidToken)
+	case len(name) > MaxTokenNameLen:
+		return fmt.Errorf("%w: token name of %d bytes, at most %d", ErrInvalidToken, len(name), MaxTokenNameLen)
+	case !utf8.ValidString(name) || strings.ContainsFunc(name, unicode.IsControl):
+		// Names are printed in tables and logs; a control character
+		// could break them or drive the operator's terminal.
+		return fmt.Errorf("%w: token name must be UTF-8 without control characters", ErrInvalidToken)
 	case role == RoleAdmin && len(scopes) > 0:
 		return fmt.Errorf("%w: admin tokens manage every scope and cannot be limited to some; "+
 			"make an app token for scopes %s", ErrInvalidToken, strings.Join(scopes, ","))

@@ -83,6 +83,9 @@ func TestCreateRefusesBadTokens(t *testing.T) {
 		{"built-in role", "r", RoleRecovery, nil, 0, `unknown role "recovery"`},
 		{"no name", "", RoleApp, nil, 0, "name is required"},
 		{"negative ttl", "n", RoleApp, nil, -time.Second, "must not be negative"},
+		{"escape codes in the name", "evil\nname\x1b[31m", RoleApp, nil, 0, "without control characters"},
+		{"name not UTF-8", "bad\xffname", RoleApp, nil, 0, "without control characters"},
+		{"name too long", strings.Repeat("n", 5000), RoleApp, nil, 0, "at most 256"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

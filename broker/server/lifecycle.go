@@ -89,7 +89,7 @@ func (s *service) RewrapKeys(ctx context.Context, req *apiv1.RewrapKeysRequest) 
 		return nil, err
 	}
 	if (scope == "") == !req.GetAll() {
-		return nil, status.Error(codes.InvalidArgument, "give a scope id or all=true, not both")
+		return nil, status.Error(codes.InvalidArgument, "give either a scope id or all=true")
 	}
 	var res keyring.RewrapResult
 	if req.GetAll() {

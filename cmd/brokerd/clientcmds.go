@@ -180,23 +180,40 @@ func runStatus(env *cmdEnv, args []string) error {
 		if err != nil {
 			return err
 		}
-		if cf.format == "json" {
-			return printJSON(env.stdout, st)
+		if err := printStatus(env, cf.format, st); err != nil {
+			return err
 		}
-		fmt.Fprintf(env.stdout, "Version: %s\nReady:   %t\nStore:   %s (ok: %t)\n",
-			st.GetVersion(), st.GetReady(), st.GetStore().GetType(), st.GetStore().GetOk())
-		if rk := st.GetRootKeys(); rk.GetError() == "" {
-			fmt.Fprintf(env.stdout, "Root key: %s (KEK versions on other keys: %d)\n", rk.GetCurrentKeyId(), rk.GetOnOtherKeys())
+		if !st.GetReady() {
+			return errNotReady
 		}
-		fmt.Fprintln(env.stdout)
-		tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "PURPOSE\tBLOCK\tPLUGIN\tPID\tSTATE\tRESTARTS\tKEY ID\tLAST ERROR")
-		for _, p := range st.GetPurposes() {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%d\t%s\t%s\n", p.GetPurpose(), p.GetBlock(), p.GetPluginType(),
-				p.GetPid(), p.GetState(), p.GetRestarts(), p.GetKeyId(), p.GetLastError())
-		}
-		return tw.Flush()
+		return nil
 	})
+}
+
+// errNotReady makes status exit 3: the broker answered, but is not
+// ready to serve (its root KMS does not answer), so scripts can tell it
+// from a broker they cannot reach (exit 1).
+var errNotReady = errors.New("the broker is not ready")
+
+func printStatus(env *cmdEnv, format string, st *apiv1.StatusResponse) error {
+	if format == "json" {
+		return printJSON(env.stdout, st)
+	}
+	fmt.Fprintf(env.stdout, "Version: %s\nReady:   %t\nStore:   %s (ok: %t)\n",
+		st.GetVersion(), st.GetReady(), st.GetStore().GetType(), st.GetStore().GetOk())
+	if rk := st.GetRootKeys(); rk.GetError() == "" {
+		fmt.Fprintf(env.stdout, "Root key: %s (KEK versions on other keys: %d)\n", rk.GetCurrentKeyId(), rk.GetOnOtherKeys())
+	} else {
+		fmt.Fprintf(env.stdout, "Root key: %s (%s)\n", rk.GetCurrentKeyId(), rk.GetError())
+	}
+	fmt.Fprintln(env.stdout)
+	tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PURPOSE\tBLOCK\tPLUGIN\tPID\tSTATE\tRESTARTS\tKEY ID\tLAST ERROR")
+	for _, p := range st.GetPurposes() {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%d\t%s\t%s\n", p.GetPurpose(), p.GetBlock(), p.GetPluginType(),
+			p.GetPid(), p.GetState(), p.GetRestarts(), p.GetKeyId(), p.GetLastError())
+	}
+	return tw.Flush()
 }
 
 // scopeFlags parse a client command that acts on one scope named by -id.

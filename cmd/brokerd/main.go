@@ -66,7 +66,8 @@ func main() {
 }
 
 // run dispatches args to a command and returns the exit code: 0 on
-// success, 1 on failure, 2 on a usage error.
+// success, 1 on failure, 2 on a usage error, 3 when status finds the
+// broker not ready.
 func run(env *cmdEnv, args []string) int {
 	cmds := commands()
 	name, rest := lookup(cmds, args)
@@ -93,6 +94,9 @@ func run(env *cmdEnv, args []string) int {
 		return 0
 	case errors.Is(err, flag.ErrHelp), errors.Is(err, errUsage):
 		return 2
+	case errors.Is(err, errNotReady):
+		fmt.Fprintf(env.stderr, "brokerd %s: %v\n", name, err)
+		return 3
 	default:
 		fmt.Fprintf(env.stderr, "brokerd %s: %v\n", name, err)
 		return 1

@@ -152,8 +152,10 @@ func (b *Broker) StatusErr(token string) (Status, Result, error) {
 	if err != nil {
 		return Status{}, r, err
 	}
-	if r.Code != 0 {
-		return Status{}, r, fmt.Errorf("brokerd: want success, got\n%s", r)
+	// Exit 3 is a broker that answered but is not ready; its status is
+	// printed all the same.
+	if r.Code != 0 && r.Code != 3 {
+		return Status{}, r, fmt.Errorf("brokerd: want success or not ready (exit 3), got\n%s", r)
 	}
 	var st Status
 	if err := json.Unmarshal([]byte(r.Stdout), &st); err != nil {
