@@ -49,10 +49,13 @@ var _ purpose.Wrapper = (*block)(nil)
 var errBlockDown = fmt.Errorf("kms block is not running: %w", pluginhost.ErrUnavailable)
 
 // fatalStartError reports start failures that retrying cannot fix: the
-// executable is missing, has the wrong digest or is not a plugin, or the
-// config file names a setting the plugin does not have.
+// executable is missing, has the wrong digest or is not a plugin, the
+// config file names a setting the plugin does not have, or the plugin
+// finds a value malformed. A value the KMS refused is not fatal: the key
+// may be enabled, or a permission propagate, later.
 func fatalStartError(err error) bool {
 	return errors.Is(err, config.ErrInvalid) ||
+		(errors.Is(err, pluginhost.ErrInvalidConfig) && !errors.Is(err, pluginhost.ErrSettingRefused)) ||
 		errors.Is(err, pluginhost.ErrPluginNotFound) ||
 		errors.Is(err, pluginhost.ErrChecksumMismatch) ||
 		errors.Is(err, pluginhost.ErrBadPlugin)

@@ -25,6 +25,7 @@ import (
 
 	"github.com/kmsbroker/kmsbroker/broker/auth"
 	"github.com/kmsbroker/kmsbroker/broker/config"
+	"github.com/kmsbroker/kmsbroker/broker/pluginhost"
 	"github.com/kmsbroker/kmsbroker/client"
 	"github.com/kmsbroker/kmsbroker/plugins/plugintest"
 )
@@ -592,5 +593,25 @@ func TestGRPCListener(t *testing.T) {
 	st, err := c.Status(ctx)
 	if err != nil || !st.GetReady() {
 		t.Fatalf("status over the gRPC listener = %v, %v; want ready", st, err)
+	}
+}
+
+// TestStartRejectsMalformedSetting is the regression test for a broker
+// that kept running, unready and retrying, with a key setting the plugin
+// can tell is malformed: that fails the start at once, naming the line.
+func TestStartRejectsMalformedSetting(t *testing.T) {
+	cfg := baseParams(t).with("ROOT_KEY", "c2hvcnQ=").config(t, "reload.hcl")
+	d, err := Start(context.Background(), cfg, hclog.NewNullLogger())
+	if err == nil {
+		d.Stop(context.Background())
+		t.Fatal("Start succeeded with a 5-byte aead key")
+	}
+	want := `reload.hcl:19,3-6: setting "key": must decode to 32 bytes, got 5`
+	if !errors.Is(err, pluginhost.ErrInvalidConfig) || errors.Is(err, pluginhost.ErrSettingRefused) ||
+		!strings.Contains(err.Error(), want) {
+		t.Errorf("Start error %q, want ErrInvalidConfig saying %q", err, want)
+	}
+	if strings.Contains(err.Error(), "c2hvcnQ=") {
+		t.Error("the error holds the key")
 	}
 }

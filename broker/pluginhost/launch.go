@@ -393,12 +393,15 @@ func (p *Plugin) rpcStartErr(ctx context.Context, path string, in *instance, op 
 	switch {
 	case ctx.Err() != nil:
 		return p.startErr(path, ErrUnavailable, "no answer to %s within start timeout %s", op, p.cfg.StartTimeout)
-	case st.Code() == codes.InvalidArgument && op == "configure":
+	case (st.Code() == codes.InvalidArgument || st.Code() == codes.FailedPrecondition) && op == "configure":
 		msg := strings.TrimPrefix(in.scrubAll.Replace(st.Message()), op+": ")
 		if name := rejectedSetting(st); name != "" && p.cfg.SettingPosition != nil {
 			if pos := p.cfg.SettingPosition(name); pos != "" {
 				msg = pos + ": " + msg
 			}
+		}
+		if st.Code() == codes.FailedPrecondition {
+			return fmt.Errorf("%w (%w)", p.startErr(path, ErrInvalidConfig, "%s", msg), ErrSettingRefused)
 		}
 		return p.startErr(path, ErrInvalidConfig, "%s", msg)
 	case st.Code() == codes.Unimplemented:

@@ -113,6 +113,11 @@ var (
 	// setting, a malformed value, or settings the plugin refused. The
 	// message names the setting, never its value. Retrying will not help.
 	ErrInvalidConfig = errors.New("invalid plugin configuration")
+	// ErrSettingRefused accompanies ErrInvalidConfig when the plugin's
+	// KMS turned a setting down (a key not found or disabled, a token or
+	// credentials denied) rather than the value being malformed: the
+	// same settings may pass later, so a broker keeps retrying.
+	ErrSettingRefused = errors.New("setting refused by the kms")
 	// ErrUnavailable means the plugin or its KMS could not serve the call
 	// now: the process is gone, restarting, not answering, or the call ran
 	// out of time. Retryable says whether repeating the call may help.

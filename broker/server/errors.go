@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"strings"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -21,15 +22,15 @@ import (
 func (s *service) fail(err error) error {
 	switch {
 	case errors.Is(err, auth.ErrUnauthenticated):
-		return status.Error(codes.Unauthenticated, err.Error())
+		return status.Error(codes.Unauthenticated, message(err))
 	case errors.Is(err, auth.ErrPermissionDenied):
-		return status.Error(codes.PermissionDenied, err.Error())
+		return status.Error(codes.PermissionDenied, message(err))
 	case errors.Is(err, keyring.ErrScopeNotFound),
 		errors.Is(err, keyring.ErrKeyVersionNotFound),
 		errors.Is(err, auth.ErrTokenNotFound):
-		return status.Error(codes.NotFound, err.Error())
+		return status.Error(codes.NotFound, message(err))
 	case errors.Is(err, keyring.ErrScopeExists):
-		return status.Error(codes.AlreadyExists, err.Error())
+		return status.Error(codes.AlreadyExists, message(err))
 	case errors.Is(err, keyring.ErrInvalidScopeID),
 		errors.Is(err, keyring.ErrInvalidScopeName),
 		errors.Is(err, keyring.ErrUnknownDataPurpose),
@@ -37,7 +38,7 @@ func (s *service) fail(err error) error {
 		errors.Is(err, keyring.ErrPlaintextTooLarge),
 		errors.Is(err, keyring.ErrInvalidDeriveInput),
 		errors.Is(err, auth.ErrInvalidToken):
-		return status.Error(codes.InvalidArgument, err.Error())
+		return status.Error(codes.InvalidArgument, message(err))
 	case errors.Is(err, keyring.ErrDecrypt):
 		return status.Error(codes.InvalidArgument,
 			"decrypt failed: the ciphertext is corrupt or was not made for this scope, purpose and aad")
@@ -45,9 +46,9 @@ func (s *service) fail(err error) error {
 		errors.Is(err, keyring.ErrKeyVersionActive),
 		errors.Is(err, keyring.ErrKeyVersionInUse),
 		errors.Is(err, keyring.ErrKeyVersionRecent):
-		return status.Error(codes.FailedPrecondition, err.Error())
+		return status.Error(codes.FailedPrecondition, message(err))
 	case errors.Is(err, keyring.ErrConcurrentChange):
-		return status.Error(codes.Aborted, err.Error())
+		return status.Error(codes.Aborted, message(err))
 	case isUnavailable(err):
 		// Checked before the context errors: a plugin's own call timeout
 		// is a backend that did not answer, which the client may retry.
@@ -60,6 +61,13 @@ func (s *service) fail(err error) error {
 	}
 	s.logger.Error("request failed", "error", err)
 	return status.Error(codes.Internal, "internal error; see the broker log")
+}
+
+// message is err's text for a status. A request's own ids can reach it,
+// and a status message must be UTF-8 (else the JSON API cannot encode it
+// and answers 500), so invalid bytes become U+FFFD.
+func message(err error) string {
+	return strings.ToValidUTF8(err.Error(), "\uFFFD")
 }
 
 // isUnavailable reports a backend that may come back: a plugin restarting,

@@ -144,10 +144,10 @@ func configError(err error) error {
 	switch aerr.Code() {
 	case kms.ErrCodeNotFoundException, kms.ErrCodeInvalidArnException,
 		kms.ErrCodeDisabledException, kms.ErrCodeInvalidStateException:
-		return &sdk.SettingError{Setting: "kms_key_id", Problem: "was refused by KMS: " + aerr.Code()}
+		return &sdk.SettingError{Setting: "kms_key_id", Problem: "was refused by KMS: " + aerr.Code(), Refused: true}
 	case "UnrecognizedClientException", "InvalidClientTokenId", "InvalidSignatureException",
 		"IncompleteSignature", "ExpiredTokenException", "AccessDeniedException":
-		return &sdk.SettingError{Setting: "access_key", Problem: "credentials were refused by KMS: " + aerr.Code()}
+		return &sdk.SettingError{Setting: "access_key", Problem: "credentials were refused by KMS: " + aerr.Code(), Refused: true}
 	}
 	return callError(err)
 }

@@ -53,7 +53,9 @@ type Config struct {
 	// Settings are valid settings for the plugin.
 	Settings map[string]string
 	// BadSettings are settings the plugin must refuse at Configure with
-	// InvalidArgument, naming Setting and not quoting any value. A case
+	// InvalidArgument (a malformed value) or FailedPrecondition (a value
+	// its KMS refused, see sdk.SettingError.Refused), naming Setting and
+	// not quoting any value. A case
 	// with an unknown setting is always added.
 	BadSettings []BadSettings
 	// Timeout bounds each call. 0 means DefaultTimeout.

@@ -27,6 +27,12 @@ type Setting struct {
 type SettingError struct {
 	Setting string
 	Problem string
+	// Refused says the KMS itself turned the value down (a key not found
+	// or disabled, credentials or a token denied), as opposed to a value
+	// the plugin can tell is malformed. A refusal may pass later, when
+	// the key is enabled or a permission propagates, so the host keeps
+	// retrying a refused block instead of failing the broker's start.
+	Refused bool
 }
 
 func (e *SettingError) Error() string {

@@ -321,7 +321,11 @@ func configureError(err error, scrub configScrub) error {
 	if errors.As(err, &se) {
 		// The setting's name also travels as a structured detail, so the
 		// host can point at the line of the config that holds it.
-		st := status.New(codes.InvalidArgument, "configure: "+scrub.all.Replace(se.Error()))
+		code := codes.InvalidArgument
+		if se.Refused {
+			code = codes.FailedPrecondition
+		}
+		st := status.New(code, "configure: "+scrub.all.Replace(se.Error()))
 		detailed, derr := st.WithDetails(&errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{
 			{Field: se.Setting, Description: scrub.all.Replace(se.Problem)}}})
 		if derr != nil {

@@ -143,11 +143,12 @@ func configError(err error) error {
 			// A token limited to its key gets 403 for any other path
 			// too, so a wrong mount path or key name looks the same.
 			return &sdk.SettingError{Setting: "token", Problem: fmt.Sprintf(
-				"was refused by Vault (HTTP %d): it is not valid, or it may not use key_name under mount_path", re.StatusCode)}
+				"was refused by Vault (HTTP %d): it is not valid, or it may not use key_name under mount_path", re.StatusCode),
+				Refused: true}
 		case http.StatusNotFound:
-			return &sdk.SettingError{Setting: "mount_path", Problem: "has no transit engine (HTTP 404)"}
+			return &sdk.SettingError{Setting: "mount_path", Problem: "has no transit engine (HTTP 404)", Refused: true}
 		case http.StatusBadRequest:
-			return &sdk.SettingError{Setting: "key_name", Problem: fmt.Sprintf("was rejected by Vault: %v", re.Errors)}
+			return &sdk.SettingError{Setting: "key_name", Problem: fmt.Sprintf("was rejected by Vault: %v", re.Errors), Refused: true}
 		}
 	}
 	return callError(err)

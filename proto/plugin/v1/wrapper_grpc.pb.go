@@ -45,7 +45,9 @@ type WrapperClient interface {
 	// valid before Configure.
 	Describe(ctx context.Context, in *DescribeRequest, opts ...grpc.CallOption) (*DescribeResponse, error)
 	// Configure applies a KMS block's settings. Bad settings return
-	// INVALID_ARGUMENT with a message that names the setting, never its value.
+	// INVALID_ARGUMENT with a message that names the setting, never its value;
+	// a value the KMS refused returns FAILED_PRECONDITION the same way. Both
+	// name the setting in a google.rpc.BadRequest detail.
 	Configure(ctx context.Context, in *ConfigureRequest, opts ...grpc.CallOption) (*ConfigureResponse, error)
 	// Encrypt wraps a small plaintext.
 	Encrypt(ctx context.Context, in *EncryptRequest, opts ...grpc.CallOption) (*EncryptResponse, error)
@@ -124,7 +126,9 @@ type WrapperServer interface {
 	// valid before Configure.
 	Describe(context.Context, *DescribeRequest) (*DescribeResponse, error)
 	// Configure applies a KMS block's settings. Bad settings return
-	// INVALID_ARGUMENT with a message that names the setting, never its value.
+	// INVALID_ARGUMENT with a message that names the setting, never its value;
+	// a value the KMS refused returns FAILED_PRECONDITION the same way. Both
+	// name the setting in a google.rpc.BadRequest detail.
 	Configure(context.Context, *ConfigureRequest) (*ConfigureResponse, error)
 	// Encrypt wraps a small plaintext.
 	Encrypt(context.Context, *EncryptRequest) (*EncryptResponse, error)
