@@ -121,6 +121,7 @@ func baseParams(t *testing.T) params {
 		"ROOT_KEY_ID":      "root-1",
 		"WA_PURPOSES":      `"worker-auth"`,
 		"WA_KEY":           key2,
+		"WA_START_TIMEOUT": "10s",
 	}
 }
 
@@ -295,7 +296,8 @@ func TestReloadLogLevel(t *testing.T) {
 
 func TestReloadStartsBlockThatNeverRan(t *testing.T) {
 	base := baseParams(t)
-	d, _ := start(t, base.with("WA_KEY", "not base64").config(t, "reload.hcl"))
+	// A start that cannot finish in time is retried, not fatal.
+	d, _ := start(t, base.with("WA_START_TIMEOUT", "1ms").config(t, "reload.hcl"))
 	if info := d.blocks["aead#2"].Info(); info.Pid != 0 || info.State != "failed" {
 		t.Fatalf("worker-auth block = %+v, want failed with no process", info)
 	}

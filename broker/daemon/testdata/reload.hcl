@@ -26,4 +26,5 @@ kms "aead" {
   key     = "@WA_KEY@"
   key_id  = "wa-1"
   timeout = "1s"
+  start_timeout = "@WA_START_TIMEOUT@"
 }
