@@ -634,11 +634,7 @@ func TestMetrics(t *testing.T) {
 // must be refused until every broker has moved on.
 func TestDestroyWaitsForOtherBrokers(t *testing.T) {
 	ctx := context.Background()
-	b := storetest.SQLite(t)
-	root := newTestRoot(t, "root-1")
-	opts := Options{StaleAfter: time.Second}
-	a := newFixture(t, fixtureOpts{backend: b, root: root, opts: opts})
-	bb := newFixture(t, fixtureOpts{backend: b, root: root, opts: opts})
+	a, bb := twoBrokers(t)
 	bb.clock = a.clock
 	bb.kr.now = a.clock.Now
 	a.mustCreate(t, "o_1")
@@ -672,11 +668,7 @@ func TestDestroyWaitsForOtherBrokers(t *testing.T) {
 // the clock catches up.
 func TestClockStepBackRechecks(t *testing.T) {
 	ctx := context.Background()
-	b := storetest.SQLite(t)
-	root := newTestRoot(t, "root-1")
-	opts := Options{StaleAfter: time.Second}
-	a := newFixture(t, fixtureOpts{backend: b, root: root, opts: opts})
-	bb := newFixture(t, fixtureOpts{backend: b, root: root, opts: opts})
+	a, bb := twoBrokers(t)
 	a.mustCreate(t, "o_1")
 	bb.seal(t, "o_1", Database, "warms b's cache at v1")
 	if _, err := a.kr.RotateKeys(ctx, "o_1", false); err != nil {
@@ -686,4 +678,15 @@ func TestClockStepBackRechecks(t *testing.T) {
 	if got := bb.seal(t, "o_1", Database, "after the step"); got.version != 2 {
 		t.Fatalf("after the clock stepped back b encrypted with version %d, want 2", got.version)
 	}
+}
+
+// twoBrokers returns two keyrings on one SQLite store and root key, each
+// with its own clock and a one-second StaleAfter.
+func twoBrokers(t *testing.T) (a, b *fixture) {
+	t.Helper()
+	backend := storetest.SQLite(t)
+	root := newTestRoot(t, "root-1")
+	opts := Options{StaleAfter: time.Second}
+	return newFixture(t, fixtureOpts{backend: backend, root: root, opts: opts}),
+		newFixture(t, fixtureOpts{backend: backend, root: root, opts: opts})
 }
