@@ -25,6 +25,7 @@ import (
 
 	"github.com/kmsbroker/kmsbroker/broker/auth"
 	"github.com/kmsbroker/kmsbroker/broker/config"
+	"github.com/kmsbroker/kmsbroker/broker/internal/metricstest"
 	"github.com/kmsbroker/kmsbroker/broker/pluginhost"
 	"github.com/kmsbroker/kmsbroker/client"
 	"github.com/kmsbroker/kmsbroker/plugins/plugintest"
@@ -509,34 +510,12 @@ func TestStartLogsTransitSources(t *testing.T) {
 // name, value pairs that must all match. A missing series is 0.
 func metricValue(t *testing.T, d *Daemon, name string, labels ...string) float64 {
 	t.Helper()
-	families, err := d.registry.Gather()
-	if err != nil {
-		t.Fatal(err)
+	want := map[string]string{}
+	for i := 0; i+1 < len(labels); i += 2 {
+		want[labels[i]] = labels[i+1]
 	}
-	for _, f := range families {
-		if f.GetName() != name {
-			continue
-		}
-	series:
-		for _, m := range f.GetMetric() {
-			got := map[string]string{}
-			for _, l := range m.GetLabel() {
-				got[l.GetName()] = l.GetValue()
-			}
-			for i := 0; i+1 < len(labels); i += 2 {
-				if got[labels[i]] != labels[i+1] {
-					continue series
-				}
-			}
-			switch {
-			case m.GetCounter() != nil:
-				return m.GetCounter().GetValue()
-			case m.GetGauge() != nil:
-				return m.GetGauge().GetValue()
-			}
-		}
-	}
-	return 0
+	v, _ := metricstest.Value(t, d.registry, name, want)
+	return v
 }
 
 // TestStatusFlagsSameRootKeyID is the regression test for a status that
@@ -615,5 +594,19 @@ func TestStartRejectsMalformedSetting(t *testing.T) {
 	}
 	if strings.Contains(err.Error(), "c2hvcnQ=") {
 		t.Error("the error holds the key")
+	}
+}
+
+// The config caps one_time_token_validity at what the verifier keeps used
+// nonces for; config cannot import auth, so the two limits are checked
+// against each other here.
+func TestTokenValidityLimitsAgree(t *testing.T) {
+	if config.MaxOneTimeTokenValidity != auth.MaxOneTimeValidity {
+		t.Errorf("config allows one_time_token_validity up to %s, the verifier up to %s",
+			config.MaxOneTimeTokenValidity, auth.MaxOneTimeValidity)
+	}
+	if config.DefaultOneTimeTokenValidity != auth.DefaultOneTimeValidity {
+		t.Errorf("config defaults one_time_token_validity to %s, the verifier to %s",
+			config.DefaultOneTimeTokenValidity, auth.DefaultOneTimeValidity)
 	}
 }

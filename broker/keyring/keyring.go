@@ -112,9 +112,9 @@ const (
 	// indexed read per active scope per second, and a second is as long
 	// as another broker's rotation can go unseen.
 	DefaultStaleAfter = time.Second
-	// minDestroyGrace is the shortest Options.DestroyGrace: on a single
-	// broker it still covers a data call that picked the old version just
-	// before a rotation and is sealing with it.
+	// minDestroyGrace is the shortest destroy grace (see
+	// destroyGrace): on a single broker it still covers a data call that
+	// picked the old version just before a rotation and is sealing with it.
 	minDestroyGrace = time.Second
 	// sharedCallTimeout bounds a root KMS or store call that several
 	// callers wait on together: it runs detached from the first caller's
@@ -142,14 +142,6 @@ type Options struct {
 	// generation is checked against the store; 0 means DefaultStaleAfter,
 	// a negative value means never (a single broker that owns its store).
 	StaleAfter time.Duration
-	// DestroyGrace is how long a data key version must have been
-	// replaced by a newer one before DestroyKeyVersion accepts it. A
-	// broker that has not yet seen a rotation made elsewhere encrypts
-	// with the old version for up to StaleAfter, and destroying it then
-	// would leave those envelopes undecryptable. 0 means twice
-	// StaleAfter (so brokers' clocks may disagree by up to StaleAfter),
-	// and never less than a second.
-	DestroyGrace time.Duration
 	// Registerer, if set, receives the keyring's metrics: cache hits,
 	// misses, root KMS calls and cached scopes.
 	Registerer prometheus.Registerer
@@ -181,10 +173,6 @@ func New(st store.KeyStore, root RootKMS, opts Options, logger hclog.Logger) *Ke
 	if opts.StaleAfter == 0 {
 		opts.StaleAfter = DefaultStaleAfter
 	}
-	if opts.DestroyGrace == 0 {
-		opts.DestroyGrace = 2 * opts.StaleAfter
-	}
-	opts.DestroyGrace = max(opts.DestroyGrace, minDestroyGrace)
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
@@ -193,7 +181,7 @@ func New(st store.KeyStore, root RootKMS, opts Options, logger hclog.Logger) *Ke
 		root:         root,
 		now:          opts.Now,
 		staleAfter:   opts.StaleAfter,
-		destroyGrace: opts.DestroyGrace,
+		destroyGrace: destroyGrace(opts.StaleAfter),
 		log:          logger.Named("keyring"),
 		cache:        newCache(opts.CacheSize),
 	}
@@ -201,6 +189,16 @@ func New(st store.KeyStore, root RootKMS, opts Options, logger hclog.Logger) *Ke
 		k.registerMetrics(opts.Registerer)
 	}
 	return k
+}
+
+// destroyGrace is how long a data key version must have been replaced by
+// a newer one before DestroyKeyVersion accepts it. A broker that has not
+// yet seen a rotation made elsewhere encrypts with the old version for up
+// to staleAfter, and destroying it then would leave those envelopes
+// undecryptable. Twice staleAfter lets brokers' clocks disagree by up to
+// staleAfter; it is never less than minDestroyGrace.
+func destroyGrace(staleAfter time.Duration) time.Duration {
+	return max(2*staleAfter, minDestroyGrace)
 }
 
 // Close zeroes all cached key material. Calls after Close fail with

@@ -23,8 +23,9 @@ var (
 	// rewrap) first.
 	ErrKeyVersionInUse = errors.New("key version still wraps data keys")
 	// ErrKeyVersionRecent means a data key version was replaced as the
-	// active one less than Options.DestroyGrace ago, so a broker sharing
-	// the store may still be encrypting with it; retry after the grace.
+	// active one less than twice Options.StaleAfter (at least a second)
+	// ago, so a broker sharing the store may still be encrypting with
+	// it; retry after that.
 	ErrKeyVersionRecent = errors.New("key version replaced too recently to destroy")
 	// ErrConcurrentChange means the scope's keys kept changing under the
 	// operation (other rotations or rewraps) until it gave up; retry.
@@ -377,9 +378,10 @@ func (k *Keyring) KeyVersions(ctx context.Context, scopeID string) ([]KeyVersion
 // DestroyKeyVersion erases the wrapped key of one version, by stable id,
 // for good: envelopes it made then fail with ErrKeyVersionDestroyed. It
 // refuses the active version of a key (ErrKeyVersionActive), a data key
-// version replaced less than Options.DestroyGrace ago, which another
-// broker may still encrypt with (ErrKeyVersionRecent), and a root key
-// version that still wraps live data key versions (ErrKeyVersionInUse).
+// version replaced less than twice Options.StaleAfter (at least a second)
+// ago, which another broker may still encrypt with (ErrKeyVersionRecent),
+// and a root key version that still wraps live data key versions
+// (ErrKeyVersionInUse).
 // Destroying a destroyed version does nothing. It returns the version
 // number of the key version the id names, also with a refusal.
 // Other brokers on the same store stop using the version within

@@ -111,7 +111,8 @@ type Config struct {
 var (
 	// ErrInvalidConfig means the block's settings are wrong: an unknown
 	// setting, a malformed value, or settings the plugin refused. The
-	// message names the setting, never its value. Retrying will not help.
+	// message names the setting, never its value. Retrying will not help,
+	// unless the error also wraps ErrSettingRefused.
 	ErrInvalidConfig = errors.New("invalid plugin configuration")
 	// ErrSettingRefused accompanies ErrInvalidConfig when the plugin's
 	// KMS turned a setting down (a key not found or disabled, a token or

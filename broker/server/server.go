@@ -191,13 +191,9 @@ func (s *Server) Serve(ln net.Listener, tlsConfig *tls.Config) error {
 		TLSConfig:         tlsConfig,
 		ErrorLog:          s.logger.StandardLogger(&hclog.StandardLoggerOptions{ForceLevel: hclog.Debug}),
 	}
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
+	if !s.adopt(func() { s.http = srv }) {
 		return nil
 	}
-	s.http = srv
-	s.mu.Unlock()
 
 	s.logger.Info("serving API", "address", ln.Addr().String(), "tls", tlsConfig != nil)
 	var err error
@@ -225,19 +221,27 @@ func (s *Server) ServeGRPC(ln net.Listener, tlsConfig *tls.Config) error {
 	}
 	gs := grpc.NewServer(opts...)
 	apiv1.RegisterBrokerServer(gs, s.svc)
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
+	if !s.adopt(func() { s.nativeGRPC = gs }) {
 		return nil
 	}
-	s.nativeGRPC = gs
-	s.mu.Unlock()
 
 	s.logger.Info("serving gRPC API", "address", ln.Addr().String(), "tls", tlsConfig != nil)
 	if err := gs.Serve(ln); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 		return err
 	}
 	return nil
+}
+
+// adopt runs set, which records a server about to serve, unless Shutdown
+// has run already; it reports whether it did.
+func (s *Server) adopt(set func()) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	set()
+	return true
 }
 
 // Shutdown stops accepting connections and waits for calls in flight until
@@ -318,8 +322,6 @@ func healthHandler(ready func() bool) http.HandlerFunc {
 	}
 }
 
-// recoverUnary turns a panic in a handler into an internal error, so one
-// bad request cannot take the broker down.
 // recoverHTTP is recoverUnary for the JSON API, whose gateway calls the
 // service directly: a panic answers 500 instead of dropping the
 // connection. The panic value is logged, never the request.
@@ -338,6 +340,8 @@ func recoverHTTP(logger hclog.Logger, h http.Handler) http.Handler {
 	})
 }
 
+// recoverUnary turns a panic in a handler into an internal error, so one
+// bad request cannot take the broker down.
 func recoverUnary(logger hclog.Logger) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
 		defer func() {

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -50,6 +51,9 @@ func TestConfigCommandErrors(t *testing.T) {
 	}
 	encPath := writeFile(t, filepath.Join(dir, "encrypted.hcl"), encrypted)
 	missing := filepath.Join(dir, "missing.hcl")
+	badVars := maps.Clone(vars)
+	badVars["KEY"] = "not base64 at all"
+	badKey := render(t, t.TempDir(), "config/server.hcl", badVars)
 
 	cases := []struct {
 		name     string
@@ -79,8 +83,8 @@ func TestConfigCommandErrors(t *testing.T) {
 			[]string{"typo_attribute.hcl:1,1-10:", `Did you mean "log_level"?`}, ""},
 		{"validate misspelt plugin setting", []string{"config", "validate", "-check-plugins", "-config=" + file("typo_setting.hcl")}, 1,
 			[]string{`kms block aead: start plugin block "aead"`, `typo_setting.hcl:11,3-9: unknown setting "key_di" for plugin "aead": did you mean "key_id"?`}, ""},
-		{"validate a value the plugin refuses", []string{"config", "validate", "-check-plugins", "-config=" + file("bad_key.hcl")}, 1,
-			[]string{`kms block aead: start plugin block "aead"`, `bad_key.hcl:11,3-6: setting "key": is not valid base64`}, ""},
+		{"validate a value the plugin refuses", []string{"config", "validate", "-check-plugins", "-config=" + badKey}, 1,
+			[]string{`kms block aead: start plugin block "aead"`, `server.hcl:10,3-6: setting "key": is not valid base64`}, ""},
 		{"validate leaves plugin settings to -check-plugins", []string{"config", "validate", "-config=" + file("typo_setting.hcl")}, 0,
 			nil, "typo_setting.hcl: valid"},
 		{"validate server without root", []string{"config", "validate", "-config=" + file("no_root.hcl")}, 1,

@@ -67,12 +67,19 @@ func Available() bool {
 	if os.Getenv(EnvAddr) != "" {
 		return true
 	}
+	_, path := devProgram()
+	return path != ""
+}
+
+// devProgram returns the first of serverPrograms on PATH and its path, or
+// two empty strings.
+func devProgram() (name, path string) {
 	for _, name := range serverPrograms {
-		if _, err := exec.LookPath(name); err == nil {
-			return true
+		if p, err := exec.LookPath(name); err == nil {
+			return name, p
 		}
 	}
-	return false
+	return "", ""
 }
 
 // Start returns a Vault server for t. With VAULT_ADDR set it uses that
@@ -136,13 +143,7 @@ func Start(t testing.TB) *Server {
 
 func startDev(t testing.TB, s *Server) {
 	t.Helper()
-	var name, bin string
-	for _, name = range serverPrograms {
-		if p, err := exec.LookPath(name); err == nil {
-			bin = p
-			break
-		}
-	}
+	name, bin := devProgram()
 	if bin == "" {
 		t.Skip(SkipMessage)
 	}
